@@ -1,0 +1,59 @@
+// The contract between a connection's byte pipeline (server/Session) and an
+// HTTP/2 server engine. Engines are sans I/O: bytes enter through on_input()
+// and leave through output(); they never touch a socket, a thread or a clock.
+#pragma once
+
+#include <cstddef>
+#include <memory>
+#include <string_view>
+
+#include "proto/frame.h"
+#include "proto/output_queue.h"
+
+namespace h2lab::proto {
+
+class Engine {
+ public:
+  virtual ~Engine() = default;
+
+  // Feeds received plaintext. Returns how many octets were consumed; the
+  // engine consumes every complete frame, so the unconsumed rest is an
+  // incomplete frame that the caller keeps and presents again, at the front,
+  // together with more input. The engine never reads outside `in` and keeps
+  // no pointer into it after returning. Input after done() is discarded.
+  // A frame whose header announces more than max_frame_bytes() ends the
+  // connection as soon as the header is seen, so that the caller never
+  // carries more than max_frame_bytes() of incomplete input.
+  virtual size_t on_input(Bytes in) noexcept = 0;
+
+  // The peer closed its sending side (EOF): nothing more will arrive.
+  virtual void on_input_closed() noexcept = 0;
+
+  // Graceful stop, RFC 9113 §6.8: send GOAWAY naming the last stream that
+  // will be processed, finish the streams already accepted, then report
+  // done(). Idempotent.
+  virtual void shutdown() noexcept = 0;
+
+  // The output queue has drained below the session's low-water mark: an
+  // engine with bodies waiting (flow control, backpressure) may add more.
+  virtual void on_output_drained() noexcept {}
+
+  // Bytes to send, in order. The caller consumes what it wrote.
+  virtual OutputQueue& output() noexcept = 0;
+
+  // True once the engine has nothing more to do: close the connection after
+  // output() is flushed.
+  virtual bool done() const noexcept = 0;
+
+  // Why the engine ended the connection, for the log: "" after a normal end
+  // (peer GOAWAY, graceful stop, EOF), a static string otherwise.
+  virtual const char* close_reason() const noexcept = 0;
+
+  // The largest frame the engine accepts, header included: the caller's
+  // buffer for an incomplete frame never needs more.
+  virtual size_t max_frame_bytes() const noexcept {
+    return kFrameHeaderSize + kDefaultMaxFrameSize;
+  }
+};
+
+}  // namespace h2lab::proto

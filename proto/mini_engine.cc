@@ -1,0 +1,101 @@
+#include "proto/mini_engine.h"
+
+#include <algorithm>
+#include <array>
+#include <cstring>
+
+namespace h2lab::proto {
+namespace {
+
+constexpr std::array<uint8_t, MiniEngine::kResponseSize> kResponseTemplate = {
+    // HEADERS, length 1, END_HEADERS, stream patched; 0x88 = indexed :status 200
+    0x00, 0x00, 0x01, 0x01, 0x04, 0x00, 0x00, 0x00, 0x00, 0x88,
+    // DATA, length 12, END_STREAM, stream patched
+    0x00, 0x00, 0x0c, 0x00, 0x01, 0x00, 0x00, 0x00, 0x00,
+    'H', 'e', 'l', 'l', 'o', ' ', 'W', 'o', 'r', 'l', 'd', '\n'};
+constexpr size_t kHeadersStreamOffset = 5;
+constexpr size_t kDataStreamOffset = 10 + 5;
+
+void patch_stream_id(uint8_t* p, uint32_t id) noexcept {
+  p[0] = static_cast<uint8_t>(id >> 24);
+  p[1] = static_cast<uint8_t>(id >> 16);
+  p[2] = static_cast<uint8_t>(id >> 8);
+  p[3] = static_cast<uint8_t>(id);
+}
+
+}  // namespace
+
+void MiniEngine::fail(const char* reason) noexcept {
+  done_ = true;
+  close_reason_ = reason;
+}
+
+void MiniEngine::respond(uint32_t stream_id) noexcept {
+  uint8_t* p = out_.append(kResponseSize);
+  std::memcpy(p, kResponseTemplate.data(), kResponseSize);
+  patch_stream_id(p + kHeadersStreamOffset, stream_id);
+  patch_stream_id(p + kDataStreamOffset, stream_id);
+}
+
+size_t MiniEngine::on_input(Bytes in) noexcept {
+  if (done_) return in.size();
+  size_t pos = 0;
+
+  // RFC 9113 §3.4, checked octet by octet so that a preface split across
+  // reads works and a wrong one is caught at its first wrong octet.
+  while (preface_matched_ < kClientPreface.size()) {
+    if (pos == in.size()) return pos;
+    if (in[pos] != static_cast<uint8_t>(kClientPreface[preface_matched_])) {
+      fail("bad connection preface");
+      return in.size();
+    }
+    ++pos;
+    if (++preface_matched_ == kClientPreface.size()) {
+      encode_settings(out_.append(kFrameHeaderSize), {});
+    }
+  }
+
+  while (pos < in.size()) {
+    if (skip_remaining_ != 0) {
+      const size_t n = std::min<size_t>(skip_remaining_, in.size() - pos);
+      pos += n;
+      skip_remaining_ -= static_cast<uint32_t>(n);
+      continue;
+    }
+    FrameHeader h;
+    if (!decode_frame_header(in.subspan(pos), h)) break;  // incomplete header
+    if (h.length > kDefaultMaxFrameSize) {
+      fail("frame larger than 16384 octets");
+      return in.size();
+    }
+    pos += kFrameHeaderSize;
+    skip_remaining_ = h.length;
+    if (h.is(FrameType::kSettings) && !h.has(flags::kAck)) {
+      encode_settings_ack(out_.append(kFrameHeaderSize));
+    } else if ((h.is(FrameType::kHeaders) || h.is(FrameType::kData)) &&
+               h.has(flags::kEndStream) && h.stream_id != 0) {
+      last_stream_id_ = std::max(last_stream_id_, h.stream_id);
+      respond(h.stream_id);
+    } else if (h.is(FrameType::kGoaway)) {
+      done_ = true;
+      return in.size();
+    }
+  }
+  return pos;
+}
+
+void MiniEngine::on_input_closed() noexcept { done_ = true; }
+
+void MiniEngine::shutdown() noexcept {
+  // Before the preface there is no HTTP/2 connection to send GOAWAY on.
+  if (goaway_sent_ || done_ || preface_matched_ < kClientPreface.size()) {
+    done_ = true;
+    return;
+  }
+  goaway_sent_ = true;
+  // Every request is answered as soon as it arrives, so nothing is open.
+  encode_goaway(out_.append(kFrameHeaderSize + 8), last_stream_id_, ErrorCode::kNoError, {});
+  done_ = true;
+}
+
+}  // namespace h2lab::proto

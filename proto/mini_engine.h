@@ -1,0 +1,50 @@
+// The seed's simplified HTTP/2 ("mini"): kept as the baseline that isolates
+// dispatcher cost from protocol cost (`--engine mini`).
+//
+// What it does, faithfully to the seed: checks the 24-octet client preface,
+// sends an empty SETTINGS, acknowledges the client's SETTINGS, skips every
+// frame without looking inside, answers each HEADERS or DATA frame that ends
+// a stream with a prebuilt HEADERS (:status 200) + DATA ("Hello World\n")
+// pair whose stream id is patched in, and ends on GOAWAY.
+//
+// What it deliberately does not do: HPACK, flow control, stream states,
+// PING, validation. It is not a correct HTTP/2 server. Its only safety
+// rules: it never reads past its input, and a wrong preface or a frame over
+// 16384 octets ends the connection (close_reason() says which).
+#pragma once
+
+#include <cstdint>
+
+#include "proto/engine.h"
+
+namespace h2lab::proto {
+
+class MiniEngine final : public Engine {
+ public:
+  MiniEngine() = default;
+
+  size_t on_input(Bytes in) noexcept override;
+  void on_input_closed() noexcept override;
+  void shutdown() noexcept override;
+  OutputQueue& output() noexcept override { return out_; }
+  bool done() const noexcept override { return done_; }
+  const char* close_reason() const noexcept override { return close_reason_; }
+
+  // The response the seed sends: HEADERS(END_HEADERS, 0x88 = :status 200)
+  // then DATA(END_STREAM, "Hello World\n"); stream ids at offsets 5 and 19.
+  static constexpr size_t kResponseSize = 9 + 1 + 9 + 12;
+
+ private:
+  void fail(const char* reason) noexcept;
+  void respond(uint32_t stream_id) noexcept;
+
+  OutputQueue out_;
+  size_t preface_matched_ = 0;
+  uint32_t skip_remaining_ = 0;  // payload octets of the current frame still to skip
+  uint32_t last_stream_id_ = 0;
+  bool done_ = false;
+  bool goaway_sent_ = false;
+  const char* close_reason_ = "";
+};
+
+}  // namespace h2lab::proto

@@ -1,0 +1,81 @@
+// The bytes a connection has produced and not yet handed to the kernel (or to
+// TLS), as an ordered iovec list.
+//
+// Zero copy: small pieces the engine builds (frame headers, prebuilt frames,
+// HPACK blocks) are written into the queue's own arena; large bodies are
+// appended by reference and never copied. The arena is made of fixed chunks
+// that never move, so an iovec stays valid until consume() passes it; a chunk
+// is recycled once every byte written into it has been consumed, so a queue
+// that is drained in order never grows beyond what is pending.
+#pragma once
+
+#include <sys/uio.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <vector>
+
+namespace h2lab::proto {
+
+class OutputQueue {
+ public:
+  static constexpr size_t kChunkSize = 16384;
+
+  OutputQueue() = default;
+  OutputQueue(const OutputQueue&) = delete;
+  OutputQueue& operator=(const OutputQueue&) = delete;
+
+  // Appends `n` (1 ≤ n ≤ kChunkSize) arena octets to the queue and returns
+  // them for the caller to fill before the next call on this queue. Adjacent
+  // arena writes merge into one iovec.
+  uint8_t* append(size_t n);
+
+  // Appends a reference to `n` octets owned by the caller, who keeps them
+  // alive and unchanged until they are consumed (static data, a shared
+  // pattern, a buffer owned by a stream that outlives its queued output).
+  void append_ref(const void* data, size_t n);
+
+  // Copies `n` octets into the arena (for data whose owner will not wait).
+  void append_copy(const void* data, size_t n);
+
+  size_t size() const noexcept { return pending_bytes_; }
+  bool empty() const noexcept { return pending_bytes_ == 0; }
+
+  // The pending bytes in order. Valid until the next non-const call.
+  std::span<const iovec> iovecs() const noexcept {
+    return {iov_.data() + head_, iov_.size() - head_};
+  }
+
+  // Marks the first `n` pending octets as written (n ≤ size()).
+  void consume(size_t n) noexcept;
+
+  // Octets of arena memory currently held (for the memory-per-connection
+  // figures); 0 for a queue that has never been used or was released.
+  size_t arena_bytes() const noexcept { return (chunks_.size() + spare_.size()) * kChunkSize; }
+
+  // Frees all arena memory. Precondition: empty().
+  void release() noexcept;
+
+ private:
+  struct Chunk {
+    std::unique_ptr<uint8_t[]> data;
+    size_t used = 0;
+    uint64_t end_seq = 0;  // queue offset just past its last appended byte
+  };
+
+  void push_iovec(const void* data, size_t n, bool arena);
+  void recycle_consumed_chunks() noexcept;
+
+  std::vector<iovec> iov_;
+  size_t head_ = 0;  // first pending iovec
+  size_t pending_bytes_ = 0;
+  uint64_t appended_seq_ = 0;  // total octets ever appended
+  uint64_t consumed_seq_ = 0;  // total octets ever consumed
+  std::vector<Chunk> chunks_;  // in use, oldest first; the last takes appends
+  std::vector<std::unique_ptr<uint8_t[]>> spare_;
+  const uint8_t* last_arena_end_ = nullptr;  // for merging adjacent writes
+};
+
+}  // namespace h2lab::proto

@@ -1,0 +1,28 @@
+// Serving one connection with blocking reads and writes, shared by the
+// `blocking` and `threaded` dispatchers.
+#pragma once
+
+#include <atomic>
+
+#include "server/options.h"
+#include "server/session.h"
+
+namespace h2lab::server {
+
+// How often a blocked read or write wakes up to look at `stopping` and the
+// timeouts (SO_RCVTIMEO / SO_SNDTIMEO). Blocking I/O stays blocking: no
+// poll(2) before each read; the only cost is one wake-up per tick when idle.
+inline constexpr int kBlockingTickMs = 100;
+
+// Sets the tick as the receive timeout of `fd`, so that accept(2) on a
+// listening socket wakes up to notice a stop. Returns false on failure.
+bool set_blocking_tick(int fd) noexcept;
+
+// Serves `fd` until the session ends, the peer goes, a timeout fires, or the
+// drain after `stopping` became true runs out. When `stopping` becomes true
+// the session is shut down gracefully (GOAWAY) and its accepted streams are
+// finished. Closes `fd` before returning.
+void serve_blocking_connection(int fd, Session& session, const ServerOptions& options,
+                               const std::atomic<bool>& stopping) noexcept;
+
+}  // namespace h2lab::server

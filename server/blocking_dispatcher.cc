@@ -1,0 +1,54 @@
+// `blocking`: one thread, one client at a time (the seed's `:none`). Accept a
+// connection, serve it with blocking reads and writes until it ends, then
+// accept the next. Little overhead: fast for one pipelining client, useless
+// for two.
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+
+#include "server/blocking_connection.h"
+#include "server/dispatcher.h"
+#include "server/log.h"
+
+namespace h2lab::server {
+namespace {
+
+class BlockingDispatcher final : public Dispatcher {
+ public:
+  explicit BlockingDispatcher(const DispatchContext& context) : context_(context) {}
+
+  void run() override {
+    // accept(2) wakes once per tick to notice stop().
+    set_blocking_tick(context_.listen_fd);
+    while (!stopping_.load(std::memory_order_relaxed)) {
+      const int fd = ::accept4(context_.listen_fd, nullptr, nullptr, SOCK_CLOEXEC);
+      if (fd < 0) {
+        if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR || errno == ECONNABORTED) {
+          continue;
+        }
+        log_line("accept failed: %s", std::strerror(errno));
+        if (errno == EMFILE || errno == ENFILE) ::usleep(kBlockingTickMs * 1000);
+        continue;
+      }
+      std::unique_ptr<Session> session = context_.new_session();
+      serve_blocking_connection(fd, *session, context_.options, stopping_);
+    }
+  }
+
+  void stop() noexcept override { stopping_.store(true, std::memory_order_relaxed); }
+
+ private:
+  const DispatchContext& context_;
+  std::atomic<bool> stopping_{false};
+};
+
+}  // namespace
+
+std::unique_ptr<Dispatcher> make_blocking_dispatcher(const DispatchContext& context) {
+  return std::make_unique<BlockingDispatcher>(context);
+}
+
+}  // namespace h2lab::server

@@ -1,0 +1,42 @@
+// A dispatcher decides how connections are served: it accepts, moves bytes
+// between sockets and Sessions, notices timeouts and closes. It has no
+// protocol knowledge. One dispatcher, one .cc file (DESIGN.md).
+#pragma once
+
+#include <atomic>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "server/options.h"
+#include "server/session.h"
+
+namespace h2lab::server {
+
+// What the server hands a dispatcher; it outlives the dispatcher.
+struct DispatchContext {
+  const ServerOptions& options;
+  int listen_fd = -1;  // owned by the server; the dispatcher never closes it
+  // A fresh Session (engine included) for each accepted connection.
+  std::function<std::unique_ptr<Session>()> new_session;
+};
+
+class Dispatcher {
+ public:
+  virtual ~Dispatcher() = default;
+  // Serves until stop() was called and every connection has ended. Runs on
+  // the calling thread (plus any threads the dispatcher starts and joins).
+  virtual void run() = 0;
+  // Begins a graceful stop: accept nothing more, GOAWAY to every connection,
+  // let accepted streams finish (up to options.drain_timeout). Thread-safe;
+  // returns at once.
+  virtual void stop() noexcept = 0;
+};
+
+// Returns the dispatcher the options name.
+std::unique_ptr<Dispatcher> make_dispatcher(const DispatchContext& context);
+
+// Each dispatcher's factory, defined in its own file.
+std::unique_ptr<Dispatcher> make_blocking_dispatcher(const DispatchContext& context);
+
+}  // namespace h2lab::server

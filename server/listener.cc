@@ -1,0 +1,72 @@
+#include "server/listener.h"
+
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+namespace h2lab::server {
+namespace {
+
+std::string format_url(const sockaddr_storage& addr) {
+  char host[INET6_ADDRSTRLEN] = {};
+  uint16_t port = 0;
+  if (addr.ss_family == AF_INET6) {
+    const auto& a = reinterpret_cast<const sockaddr_in6&>(addr);
+    inet_ntop(AF_INET6, &a.sin6_addr, host, sizeof host);
+    port = ntohs(a.sin6_port);
+    return "http://[" + std::string(host) + "]:" + std::to_string(port) + "/";
+  }
+  const auto& a = reinterpret_cast<const sockaddr_in&>(addr);
+  inet_ntop(AF_INET, &a.sin_addr, host, sizeof host);
+  port = ntohs(a.sin_port);
+  return "http://" + std::string(host) + ":" + std::to_string(port) + "/";
+}
+
+}  // namespace
+
+bool open_listener(const ServerOptions& options, Listener& out, std::string& error) {
+  const std::string where = options.host + " port " + std::to_string(options.port);
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+  addrinfo* found = nullptr;
+  const std::string port = std::to_string(options.port);
+  if (int rc = getaddrinfo(options.host.c_str(), port.c_str(), &hints, &found); rc != 0) {
+    error = "cannot resolve host " + options.host + ": " + gai_strerror(rc);
+    return false;
+  }
+  int last_errno = 0;
+  for (addrinfo* ai = found; ai != nullptr; ai = ai->ai_next) {
+    const int fd = ::socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
+    if (fd < 0) {
+      last_errno = errno;
+      continue;
+    }
+    const int one = 1;
+    ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (::bind(fd, ai->ai_addr, ai->ai_addrlen) != 0 ||
+        ::listen(fd, options.listen_backlog) != 0) {
+      last_errno = errno;
+      ::close(fd);
+      continue;
+    }
+    sockaddr_storage bound{};
+    socklen_t len = sizeof bound;
+    ::getsockname(fd, reinterpret_cast<sockaddr*>(&bound), &len);
+    freeaddrinfo(found);
+    out.fd = fd;
+    out.url = format_url(bound);
+    return true;
+  }
+  freeaddrinfo(found);
+  error = "cannot listen on " + where + ": " + std::strerror(last_errno);
+  return false;
+}
+
+}  // namespace h2lab::server

@@ -1,0 +1,140 @@
+// //server:main — the h2lab command line: a thin layer over ServerOptions
+// and create_server(). Prints how to reach the server, serves until SIGINT or
+// SIGTERM (graceful stop; a second SIGINT exits at once).
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <string_view>
+#include <thread>
+
+#include "server/server.h"
+
+namespace {
+
+using h2lab::server::ServerOptions;
+
+constexpr const char* kUsage = R"(Usage: bazel run //server:main -- [options]
+
+Serves HTTP/2 (h2c, prior knowledge) until Ctrl-C or SIGTERM.
+
+Options:
+  --host HOST            address to listen on (default 127.0.0.1; ::1 for IPv6)
+  --port PORT            TCP port, 0 picks a free one (default 8080)
+  --dispatch NAME        how connections are served: %s (default blocking)
+  --engine NAME          HTTP/2 engine: %s (default mini)
+  --idle-timeout MS      close a connection silent this long (default 10000)
+  --help                 this text
+
+On start the first line printed is "h2lab listening on URL".
+)";
+
+[[noreturn]] void usage_error(const std::string& message) {
+  std::fprintf(stderr, "h2lab: %s\nTry --help.\n", message.c_str());
+  std::exit(2);
+}
+
+unsigned long parse_number(std::string_view flag, const std::string& value, unsigned long max) {
+  char* end = nullptr;
+  errno = 0;
+  const unsigned long n = std::strtoul(value.c_str(), &end, 10);
+  if (value.empty() || *end != '\0' || errno != 0 || n > max || value[0] == '-') {
+    usage_error("invalid value '" + value + "' for " + std::string(flag) +
+                ": expected a whole number from 0 to " + std::to_string(max));
+  }
+  return n;
+}
+
+ServerOptions parse_args(int argc, char** argv) {
+  ServerOptions o;
+  for (int i = 1; i < argc; ++i) {
+    std::string arg = argv[i];
+    std::string value;
+    bool has_value = false;
+    if (const size_t eq = arg.find('='); arg.rfind("--", 0) == 0 && eq != std::string::npos) {
+      value = arg.substr(eq + 1);
+      arg.resize(eq);
+      has_value = true;
+    }
+    auto take_value = [&]() -> const std::string& {
+      if (!has_value) {
+        if (i + 1 >= argc) usage_error(arg + " needs a value");
+        value = argv[++i];
+        has_value = true;
+      }
+      return value;
+    };
+    if (arg == "--help" || arg == "-h") {
+      std::printf(kUsage, h2lab::server::dispatch_choices().c_str(),
+                  h2lab::server::engine_choices().c_str());
+      std::exit(0);
+    } else if (arg == "--host") {
+      o.host = take_value();
+    } else if (arg == "--port") {
+      o.port = static_cast<uint16_t>(parse_number(arg, take_value(), 65535));
+    } else if (arg == "--dispatch") {
+      const auto d = h2lab::server::parse_dispatch(take_value());
+      if (!d) {
+        usage_error("unknown dispatcher '" + value + "' for --dispatch; valid: " +
+                    h2lab::server::dispatch_choices());
+      }
+      o.dispatch = *d;
+    } else if (arg == "--engine") {
+      const auto e = h2lab::server::parse_engine(take_value());
+      if (!e) {
+        usage_error("unknown engine '" + value + "' for --engine; valid: " +
+                    h2lab::server::engine_choices());
+      }
+      o.engine = *e;
+    } else if (arg == "--idle-timeout") {
+      o.idle_timeout = std::chrono::milliseconds(parse_number(arg, take_value(), 86400000));
+    } else {
+      usage_error("unknown option '" + arg + "'");
+    }
+  }
+  return o;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const ServerOptions options = parse_args(argc, argv);
+
+  // Signals are taken by one thread with sigwait(), never by a handler, so
+  // the server's threads are never interrupted (they inherit this mask).
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+
+  auto [server, error] = h2lab::server::create_server(options);
+  if (!server) {
+    std::fprintf(stderr, "h2lab: %s\n", error.c_str());
+    return 1;
+  }
+  const std::string& url = server->url();
+  std::printf("h2lab listening on %s\n", url.c_str());
+  std::printf("  dispatch=%s engine=%s tls=off\n",
+              std::string(h2lab::server::dispatch_name(options.dispatch)).c_str(),
+              std::string(h2lab::server::engine_name(options.engine)).c_str());
+  std::printf("Try:\n  curl --http2-prior-knowledge %s\n  h2load -n 100000 -c 1 -m 100 %s\n",
+              url.c_str(), url.c_str());
+  std::printf("Stop with Ctrl-C.\n");
+  std::fflush(stdout);
+
+  std::thread([&server, stop_signals] {
+    int signal = 0;
+    sigwait(&stop_signals, &signal);
+    std::fprintf(stderr, "h2lab: %s: stopping gracefully (Ctrl-C again to exit at once)\n",
+                 strsignal(signal));
+    server->stop();
+    sigwait(&stop_signals, &signal);
+    std::_Exit(130);
+  }).detach();
+
+  server->wait();
+  std::fprintf(stderr, "h2lab: stopped\n");
+  return 0;
+}

@@ -1,0 +1,57 @@
+// Everything a user can choose about a server: the same options drive
+// create_server() and the //server:main command line.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace h2lab::server {
+
+// How connections are served (see docs/ARCHITECTURE.md).
+enum class Dispatch { kBlocking };
+
+// Which HTTP/2 engine answers: the seed's simplified one is the baseline.
+enum class EngineKind { kMini };
+
+// Name ↔ value tables, used for parsing, --help and error messages.
+std::string_view dispatch_name(Dispatch d) noexcept;
+std::optional<Dispatch> parse_dispatch(std::string_view name) noexcept;
+std::string dispatch_choices();  // "blocking" (comma-separated when several)
+
+std::string_view engine_name(EngineKind e) noexcept;
+std::optional<EngineKind> parse_engine(std::string_view name) noexcept;
+std::string engine_choices();
+
+struct ServerOptions {
+  std::string host = "127.0.0.1";  // numeric address or a name; "::1" for IPv6
+  uint16_t port = 8080;            // 0 picks a free port; url() tells which
+  Dispatch dispatch = Dispatch::kBlocking;
+  EngineKind engine = EngineKind::kMini;
+
+  // A connection that sends nothing for this long is closed. The blocking
+  // dispatcher serves one client at a time, so this is also how long an idle
+  // client can hold the server. h2o's default.
+  std::chrono::milliseconds idle_timeout{10000};
+  // A write that makes no progress for this long closes the connection
+  // (a peer that stopped reading). nghttpx's write timeout.
+  std::chrono::milliseconds write_timeout{30000};
+  // After a graceful stop began, connections still open after this long are
+  // closed.
+  std::chrono::milliseconds drain_timeout{5000};
+  // Backpressure: above this many octets of unsent output a connection stops
+  // reading until the socket drains. h2o's 512 KiB.
+  size_t max_output_bytes = 512 * 1024;
+  // listen(2) backlog; the kernel clamps it to net.core.somaxconn.
+  int listen_backlog = 4096;
+
+  // Called once, from create_server(), when the socket listens; receives the
+  // real URL (with the port the kernel chose when port was 0).
+  std::function<void(const std::string& url)> on_listening;
+};
+
+}  // namespace h2lab::server

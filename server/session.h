@@ -1,0 +1,64 @@
+// One connection's byte pipeline: the only place where transport security
+// and HTTP/2 meet (DESIGN.md, "The data path of one connection").
+//
+//   dispatcher ──on_data(received bytes)──► [TLS: not yet] ──► proto::Engine
+//   dispatcher ◄──pending_output()/on_written(n)── engine output queue
+//
+// A dispatcher moves bytes and asks the session what it wants next
+// (wants_read / wants_write / wants_close); it needs no protocol knowledge.
+// Not thread-safe: one dispatcher thread drives a session at a time.
+#pragma once
+
+#include <sys/uio.h>
+
+#include <cstddef>
+#include <memory>
+#include <span>
+#include <vector>
+
+#include "proto/engine.h"
+
+namespace h2lab::server {
+
+class Session {
+ public:
+  // `max_output_bytes` is the backpressure bound: with more unsent output
+  // than this the session stops asking for input.
+  Session(std::unique_ptr<proto::Engine> engine, size_t max_output_bytes);
+  Session(const Session&) = delete;
+  Session& operator=(const Session&) = delete;
+
+  // Bytes received from the peer. They are processed in place; only the tail
+  // of an incomplete frame is copied (into the session) to wait for the rest,
+  // so `data` may be reused as soon as this returns.
+  void on_data(std::span<const uint8_t> data) noexcept;
+  // The peer closed its side.
+  void on_eof() noexcept;
+  // Begin a graceful stop (GOAWAY, finish accepted streams). Idempotent.
+  void shutdown() noexcept;
+
+  // The bytes to write next, in order; valid until the next non-const call.
+  std::span<const iovec> pending_output() const noexcept;
+  size_t pending_bytes() const noexcept;
+  // The first `n` octets of pending_output() reached the kernel.
+  void on_written(size_t n) noexcept;
+
+  // Read more? False under backpressure and once the session is ending.
+  bool wants_read() const noexcept;
+  bool wants_write() const noexcept { return pending_bytes() != 0; }
+  // Close now: the engine is done and its last output went out.
+  bool wants_close() const noexcept;
+  // Why the connection ends abnormally ("" for a normal end), for the log.
+  const char* close_reason() const noexcept;
+
+  // Frees buffers an idle session does not need (between reads).
+  void trim() noexcept;
+
+ private:
+  std::unique_ptr<proto::Engine> engine_;
+  std::vector<uint8_t> partial_;  // an incomplete frame awaiting more bytes
+  size_t max_output_bytes_;
+  const char* fault_ = nullptr;  // set when the session itself gives up
+};
+
+}  // namespace h2lab::server
