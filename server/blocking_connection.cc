@@ -26,13 +26,15 @@ constexpr size_t kReadBufferSize = 64 * 1024;
 enum class Io { kDone, kTimedOut, kFailed };
 
 // Writes everything the session has pending. kTimedOut means one tick passed
-// with the socket full.
-Io flush(int fd, Session& session) noexcept {
+// with the socket full; `progressed` tells whether anything went out before.
+Io flush(int fd, Session& session, bool& progressed) noexcept {
+  progressed = false;
   while (session.wants_write()) {
     const auto iov = session.pending_output();
     const ssize_t n = ::writev(fd, iov.data(), static_cast<int>(std::min<size_t>(iov.size(), IOV_MAX)));
     if (n >= 0) {
       session.on_written(static_cast<size_t>(n));
+      progressed = progressed || n > 0;
       continue;
     }
     if (errno == EINTR) continue;
@@ -57,7 +59,8 @@ void serve_blocking_connection(int fd, Session& session, const ServerOptions& op
   ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
   set_blocking_tick(fd);
 
-  auto last_progress = Clock::now();
+  auto last_input = Clock::now();
+  Clock::time_point write_blocked_since{};  // epoch while writes progress
   Clock::time_point drain_deadline = Clock::time_point::max();
   const char* end_reason = nullptr;
 
@@ -66,7 +69,8 @@ void serve_blocking_connection(int fd, Session& session, const ServerOptions& op
       session.shutdown();
       drain_deadline = Clock::now() + options.drain_timeout;
     }
-    const Io written = flush(fd, session);
+    bool progressed = false;
+    const Io written = flush(fd, session, progressed);
     if (written == Io::kFailed) break;  // the peer went away; nothing to tell it
     if (session.wants_close()) break;
     const auto now = Clock::now();
@@ -75,23 +79,25 @@ void serve_blocking_connection(int fd, Session& session, const ServerOptions& op
       break;
     }
     if (written == Io::kTimedOut) {
-      if (now - last_progress >= options.write_timeout) {
+      // A tick passed with the socket full: the stall is measured from the
+      // last tick in which anything was written.
+      if (progressed || write_blocked_since == Clock::time_point{}) write_blocked_since = now;
+      if (now - write_blocked_since >= options.write_timeout) {
         end_reason = "write timeout (peer stopped reading)";
         break;
       }
       continue;
     }
-    last_progress = now;
-    if (!session.wants_read()) continue;  // unreachable with output drained; kept for safety
+    write_blocked_since = {};
 
     const ssize_t n = ::read(fd, buffer, sizeof buffer);
     if (n > 0) {
       session.on_data({buffer, static_cast<size_t>(n)});
-      last_progress = Clock::now();
+      last_input = Clock::now();
     } else if (n == 0) {
       session.on_eof();
     } else if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
-      if (Clock::now() - last_progress >= options.idle_timeout) {
+      if (Clock::now() - last_input >= options.idle_timeout) {
         end_reason = "idle timeout";
         break;
       }

@@ -1,0 +1,192 @@
+// A server started through create_server() on port 0, driven over loopback
+// by real clients from Debian (curl, nghttp, h2load) and by raw sockets.
+#include <catch2/catch.hpp>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <regex>
+#include <thread>
+
+#include "proto/mini_engine.h"
+#include "tests/support/frame_builder.h"
+#include "tests/support/process.h"
+#include "tests/support/server_fixture.h"
+
+using namespace h2lab;
+using namespace h2lab::testing;
+using namespace std::chrono_literals;
+
+namespace {
+
+// A plain TCP client for scripted conversations.
+class RawClient {
+ public:
+  explicit RawClient(uint16_t port) {
+    fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    REQUIRE(::connect(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+  }
+  ~RawClient() { ::close(fd_); }
+  void send(const ByteString& b) { REQUIRE(::write(fd_, b.data(), b.size()) == static_cast<ssize_t>(b.size())); }
+  // Reads until `n` octets arrived, EOF, or the timeout.
+  ByteString read_some(size_t n, std::chrono::milliseconds timeout = 3s) {
+    ByteString out;
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (out.size() < n) {
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+      pollfd p{fd_, POLLIN, 0};
+      if (left.count() <= 0 || ::poll(&p, 1, static_cast<int>(left.count())) <= 0) break;
+      uint8_t buf[4096];
+      const ssize_t got = ::read(fd_, buf, sizeof buf);
+      if (got <= 0) {
+        eof_ = true;
+        break;
+      }
+      out.insert(out.end(), buf, buf + got);
+    }
+    return out;
+  }
+  // True if the server closed the connection within the timeout.
+  bool closed_within(std::chrono::milliseconds timeout) {
+    read_some(SIZE_MAX, timeout);
+    return eof_;
+  }
+
+ private:
+  int fd_ = -1;
+  bool eof_ = false;
+};
+
+void require_clients() {
+  for (const char* p : {"curl", "nghttp", "h2load"}) {
+    INFO(p << " is missing: run ./setup");
+    REQUIRE(have_program(p));
+  }
+}
+
+// h2load's summary line: "requests: N total, N started, N done, N succeeded, N failed, ..."
+void require_all_succeeded(const ProcessResult& r, long expected) {
+  INFO(r.output);
+  REQUIRE(r.exit_code == 0);
+  std::smatch m;
+  REQUIRE(std::regex_search(r.output, m, std::regex(R"(requests: (\d+) total, \d+ started, \d+ done, (\d+) succeeded, (\d+) failed, (\d+) errored)")));
+  CHECK(std::stol(m[1]) == expected);
+  CHECK(std::stol(m[2]) == expected);
+  CHECK(std::stol(m[3]) == 0);
+  CHECK(std::stol(m[4]) == 0);
+}
+
+}  // namespace
+
+TEST_CASE("curl --http2-prior-knowledge gets Hello World over HTTP/2") {
+  require_clients();
+  TestServer server;
+  const auto r = run_process({"curl", "-sS", "--http2-prior-knowledge", "--max-time", "10",
+                              "-w", "|%{http_version} %{http_code}", server.url()});
+  INFO(r.output);
+  CHECK(r.exit_code == 0);
+  CHECK(r.output == "Hello World\n|2 200");
+}
+
+TEST_CASE("nghttp fetches / and sees the server's frames") {
+  require_clients();
+  TestServer server;
+  const auto r = run_process({"nghttp", "-v", "-t", "10", server.url()});
+  INFO(r.output);
+  CHECK(r.exit_code == 0);
+  CHECK(r.output.find("recv SETTINGS frame") != std::string::npos);
+  CHECK(r.output.find(":status: 200") != std::string::npos);
+  CHECK(r.output.find("Hello World") != std::string::npos);
+}
+
+TEST_CASE("h2load -n 10000 -c 1 -m 10: every request succeeds") {
+  require_clients();
+  TestServer server;
+  require_all_succeeded(run_process({"h2load", "-n", "10000", "-c", "1", "-m", "10", server.url()}, 60s), 10000);
+}
+
+TEST_CASE("the blocking dispatcher serves clients in turn") {
+  require_clients();
+  TestServer server;
+  require_all_succeeded(run_process({"h2load", "-n", "2000", "-c", "4", "-m", "10", server.url()}, 60s), 2000);
+}
+
+TEST_CASE("a wrong preface is closed and the next client is served") {
+  require_clients();
+  TestServer server;
+  {
+    RawClient c(server.port());
+    c.send(bytes("GET / HTTP/1.1\r\nHost: localhost\r\n\r\n"));
+    CHECK(c.closed_within(3s));
+  }
+  const auto r = run_process({"curl", "-sS", "--http2-prior-knowledge", "--max-time", "10", server.url()});
+  CHECK(r.output == "Hello World\n");
+}
+
+TEST_CASE("an oversized frame is closed at its header") {
+  TestServer server;
+  RawClient c(server.port());
+  c.send(preface() + settings() + frame(0x0, 0, 1, {}, 1 << 20));
+  CHECK(c.closed_within(3s));
+}
+
+TEST_CASE("an idle client is closed after the idle timeout") {
+  require_clients();
+  server::ServerOptions o;
+  o.idle_timeout = 300ms;
+  TestServer server(o);
+  RawClient c(server.port());
+  const auto start = std::chrono::steady_clock::now();
+  CHECK(c.closed_within(5s));
+  CHECK(std::chrono::steady_clock::now() - start >= 250ms);
+  const auto r = run_process({"curl", "-sS", "--http2-prior-knowledge", "--max-time", "10", server.url()});
+  CHECK(r.output == "Hello World\n");
+}
+
+TEST_CASE("graceful stop: GOAWAY with the last stream id, then close") {
+  server::ServerOptions o;
+  o.port = 0;
+  auto created = server::create_server(o);
+  REQUIRE(created.server);
+  auto& srv = *created.server;
+  const uint16_t port = static_cast<uint16_t>(std::stoi(srv.url().substr(srv.url().rfind(':') + 1)));
+  RawClient c(port);
+  c.send(preface() + settings() + get_request(1) + get_request(3));
+  const size_t before_goaway = 9 + 9 + 2 * proto::MiniEngine::kResponseSize;
+  CHECK(c.read_some(before_goaway).size() == before_goaway);
+  const auto start = std::chrono::steady_clock::now();
+  srv.stop();
+  const ByteString goaway = c.read_some(17);
+  CHECK(goaway == ByteString({0, 0, 8, 7, 0, 0, 0, 0, 0}) + u32(3) + u32(0));
+  CHECK(c.closed_within(3s));
+  srv.wait();
+  CHECK(std::chrono::steady_clock::now() - start < 2s);
+}
+
+TEST_CASE("create_server reports a port that is taken") {
+  TestServer first;
+  server::ServerOptions o;
+  o.port = first.port();
+  auto second = server::create_server(o);
+  CHECK_FALSE(second.server);
+  CHECK(second.error.find("cannot listen on 127.0.0.1 port " + std::to_string(first.port())) != std::string::npos);
+  CHECK(second.error.find("Address already in use") != std::string::npos);
+}
+
+TEST_CASE("IPv6 loopback") {
+  require_clients();
+  server::ServerOptions o;
+  o.host = "::1";
+  TestServer server(o);
+  CHECK(server.url().rfind("http://[::1]:", 0) == 0);
+  const auto r = run_process({"curl", "-sS", "--http2-prior-knowledge", "--max-time", "10", server.url()});
+  CHECK(r.output == "Hello World\n");
+}
