@@ -23,7 +23,7 @@ Options:
   --host HOST            address to listen on (default 127.0.0.1; ::1 for IPv6)
   --port PORT            TCP port, 0 picks a free one (default 8080)
   --dispatch NAME        how connections are served: %s (default blocking)
-  --engine NAME          HTTP/2 engine: %s (default mini)
+  --engine NAME          HTTP/2 engine: %s (default full)
   --idle-timeout MS      close a connection silent this long (default 10000)
   --help                 this text
 

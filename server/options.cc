@@ -10,7 +10,8 @@ template <typename Enum, size_t N>
 using NameTable = std::array<std::pair<Enum, std::string_view>, N>;
 
 constexpr NameTable<Dispatch, 1> kDispatchNames = {{{Dispatch::kBlocking, "blocking"}}};
-constexpr NameTable<EngineKind, 1> kEngineNames = {{{EngineKind::kMini, "mini"}}};
+constexpr NameTable<EngineKind, 2> kEngineNames = {
+    {{EngineKind::kFull, "full"}, {EngineKind::kMini, "mini"}}};
 
 template <typename Enum, size_t N>
 std::string_view name_of(const NameTable<Enum, N>& table, Enum value) noexcept {

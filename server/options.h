@@ -10,13 +10,15 @@
 #include <string>
 #include <string_view>
 
+#include "proto/connection.h"
+
 namespace h2lab::server {
 
 // How connections are served (see docs/ARCHITECTURE.md).
 enum class Dispatch { kBlocking };
 
 // Which HTTP/2 engine answers: the seed's simplified one is the baseline.
-enum class EngineKind { kMini };
+enum class EngineKind { kFull, kMini };
 
 // Name ↔ value tables, used for parsing, --help and error messages.
 std::string_view dispatch_name(Dispatch d) noexcept;
@@ -31,7 +33,11 @@ struct ServerOptions {
   std::string host = "127.0.0.1";  // numeric address or a name; "::1" for IPv6
   uint16_t port = 8080;            // 0 picks a free port; url() tells which
   Dispatch dispatch = Dispatch::kBlocking;
-  EngineKind engine = EngineKind::kMini;
+  EngineKind engine = EngineKind::kFull;
+  // HTTP/2 settings and limits of the full engine (proto/connection.h;
+  // defaults and reasons in docs/LIMITS.md). output_high_water and
+  // stats_json are set by the server.
+  proto::ConnectionOptions http2;
 
   // A connection that sends nothing for this long is closed. The blocking
   // dispatcher serves one client at a time, so this is also how long an idle

@@ -5,20 +5,13 @@
 #include <mutex>
 #include <thread>
 
-#include "proto/mini_engine.h"
+#include "server/engine_factory.h"
 #include "server/dispatcher.h"
 #include "server/listener.h"
 
 namespace h2lab::server {
 namespace {
 
-std::unique_ptr<proto::Engine> make_engine(const ServerOptions& options) {
-  switch (options.engine) {
-    case EngineKind::kMini:
-      return std::make_unique<proto::MiniEngine>();
-  }
-  return nullptr;
-}
 
 class RunningServer final : public Server {
  public:

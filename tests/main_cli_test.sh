@@ -18,7 +18,7 @@ expect_usage_error() {  # expected-text, args...
 "$main" --help | grep -q -- '--dispatch NAME' || fail "--help lacks --dispatch"
 "$main" --help | grep -q 'blocking' || fail "--help lacks the dispatcher names"
 expect_usage_error "unknown dispatcher 'bogus' for --dispatch; valid: blocking" --dispatch bogus
-expect_usage_error "unknown engine 'nope' for --engine; valid: mini" --engine nope
+expect_usage_error "unknown engine 'nope' for --engine; valid: full, mini" --engine nope
 expect_usage_error "invalid value '99999' for --port" --port 99999
 expect_usage_error "invalid value '-1' for --port" --port=-1
 expect_usage_error "unknown option '--frobnicate'" --frobnicate

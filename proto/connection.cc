@@ -1,0 +1,781 @@
+#include "proto/connection.h"
+
+#include <algorithm>
+#include <charconv>
+#include <cstring>
+#include <string_view>
+
+namespace h2lab::proto {
+namespace {
+
+using namespace std::string_view_literals;
+
+// Bodies up to this size are copied into the output arena with their frame
+// header (one iovec instead of two); larger ones are referenced.
+constexpr size_t kCopyBodyBelow = 64;
+
+constexpr std::string_view kHttp1Response =
+    "HTTP/1.1 505 HTTP Version Not Supported\r\n"
+    "Content-Type: text/plain\r\n"
+    "Content-Length: 103\r\n"
+    "Connection: close\r\n"
+    "\r\n"
+    "This server speaks HTTP/2 only (h2c with prior knowledge).\n"
+    "With curl: curl --http2-prior-knowledge URL\n";
+static_assert(kHttp1Response.size() - kHttp1Response.find("\r\n\r\n") - 4 == 103);
+
+// RFC 9113 §8.2.2: connection-specific fields make a request malformed.
+bool is_connection_specific(std::string_view name) {
+  switch (name.size()) {  // by length first: this runs for every request field
+    case 7: return name == "upgrade"sv;
+    case 10: return name == "connection"sv || name == "keep-alive"sv;
+    case 16: return name == "proxy-connection"sv;
+    case 17: return name == "transfer-encoding"sv;
+    default: return false;
+  }
+}
+
+// RFC 9113 §8.2.1 / RFC 9110 §5.1: a field name is lowercase token chars.
+const char* check_field_name(std::string_view name) {
+  if (name.empty()) return "empty field name";
+  for (const char c : name) {
+    const auto u = static_cast<unsigned char>(c);
+    if (u >= 'A' && u <= 'Z') return "uppercase field name";
+    if (u <= 0x20 || u >= 0x7f || c == ':') return "invalid character in field name";
+  }
+  return nullptr;
+}
+
+// RFC 9113 §8.2.1: no NUL, CR or LF; no leading or trailing whitespace.
+const char* check_field_value(std::string_view value) {
+  for (const char c : value) {
+    if (c == '\0' || c == '\r' || c == '\n') return "NUL, CR or LF in field value";
+  }
+  if (!value.empty() && (value.front() == ' ' || value.front() == '\t' || value.back() == ' ' ||
+                         value.back() == '\t')) {
+    return "whitespace around field value";
+  }
+  return nullptr;
+}
+
+std::optional<uint64_t> parse_decimal(std::string_view s) {
+  uint64_t v = 0;
+  const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (s.empty() || ec != std::errc() || end != s.data() + s.size()) return std::nullopt;
+  return v;
+}
+
+}  // namespace
+
+// The fields of one header block that the engine keeps, with the first
+// violation of RFC 9113 §8.2-§8.3 found (the block is still decoded to the
+// end, so that HPACK state stays in sync).
+struct Connection::Request {
+  std::string method, scheme, path, authority;
+  bool has_method = false, has_scheme = false, has_path = false, has_authority = false;
+  std::optional<uint64_t> content_length;
+  bool regular_seen = false;
+  const char* malformed = nullptr;
+
+  void bad(const char* why) {
+    if (malformed == nullptr) malformed = why;
+  }
+
+  void pseudo(std::string& slot, bool& seen, std::string_view value) {
+    if (seen) return bad("duplicate pseudo-header");
+    seen = true;
+    slot.assign(value);
+  }
+
+  void add(std::string_view name, std::string_view value, bool trailers) {
+    if (malformed != nullptr) return;
+    if (!name.empty() && name[0] == ':') {
+      if (trailers) return bad("pseudo-header in trailers");
+      if (regular_seen) return bad("pseudo-header after a regular field");
+      if (name == ":method"sv) return pseudo(method, has_method, value);
+      if (name == ":scheme"sv) return pseudo(scheme, has_scheme, value);
+      if (name == ":path"sv) return pseudo(path, has_path, value);
+      if (name == ":authority"sv) return pseudo(authority, has_authority, value);
+      return bad("unknown or response pseudo-header");
+    }
+    regular_seen = true;
+    if (const char* why = check_field_name(name)) return bad(why);
+    if (const char* why = check_field_value(value)) return bad(why);
+    if (is_connection_specific(name)) return bad("connection-specific field");
+    if (name == "te"sv && value != "trailers"sv) return bad("te other than trailers");
+    if (name == "content-length"sv && !trailers) {
+      const auto n = parse_decimal(value);
+      if (!n || (content_length && *content_length != *n)) return bad("invalid content-length");
+      content_length = n;
+    }
+  }
+
+  // §8.3.1: the pseudo-headers a request must carry.
+  void finish() {
+    if (malformed != nullptr) return;
+    if (!has_method) return bad("missing :method");
+    if (method == "CONNECT"sv) {
+      if (has_scheme || has_path || !has_authority) bad("malformed CONNECT");
+      return;
+    }
+    if (!has_scheme || !has_path) return bad("missing :scheme or :path");
+    if (path.empty()) return bad("empty :path");
+  }
+};
+
+struct Connection::Stream {
+  uint32_t id = 0;
+  bool remote_closed = false;  // the peer sent END_STREAM
+  bool local_closed = false;   // we sent END_STREAM
+  bool head = false;           // HEAD: headers only
+  int64_t send_window = 0;
+  int64_t recv_window = 0;
+  uint32_t recv_unacked = 0;
+  std::optional<uint64_t> expected_length;  // the request's content-length
+  uint64_t received = 0;
+  RouteResponse response;
+  uint64_t body_sent = 0;
+  std::vector<uint8_t> echo;  // /echo input waiting for send window
+  size_t echo_sent = 0;
+};
+
+Connection::Connection(ConnectionOptions options)
+    : options_(std::move(options)),
+      decoder_(hpack::Limits{options_.max_header_list_size, options_.max_header_fields,
+                             options_.max_field_size, hpack::kDefaultTableSize}),
+      budget_(options_.abuse_budget) {}
+
+Connection::~Connection() = default;
+
+// ---------------------------------------------------------------------------
+// Input
+
+size_t Connection::on_input(Bytes in) noexcept {
+  if (done_) return in.size();
+  size_t pos = 0;
+  // §3.4: the client preface, octet by octet (it may arrive split).
+  while (preface_matched_ < kClientPreface.size()) {
+    if (pos == in.size()) return pos;
+    if (in[pos] != static_cast<uint8_t>(kClientPreface[preface_matched_])) {
+      if (!handle_http1(in)) {
+        // §3.4: "a GOAWAY frame MAY be omitted" — there is no connection yet.
+        done_ = true;
+        close_reason_ = "bad connection preface";
+      }
+      return in.size();
+    }
+    ++pos;
+    if (++preface_matched_ == kClientPreface.size()) {
+      // Our preface: SETTINGS, then open the connection window (§6.9.2
+      // leaves the connection window at 65535 whatever SETTINGS say).
+      const Setting settings[] = {
+          {static_cast<uint16_t>(SettingId::kMaxConcurrentStreams), options_.max_concurrent_streams},
+          {static_cast<uint16_t>(SettingId::kInitialWindowSize), options_.initial_window_size},
+          {static_cast<uint16_t>(SettingId::kMaxFrameSize), options_.max_frame_size},
+          {static_cast<uint16_t>(SettingId::kMaxHeaderListSize), options_.max_header_list_size},
+      };
+      encode_settings(out_.append(kFrameHeaderSize + 6 * std::size(settings)), settings);
+      if (options_.connection_window_size > kDefaultInitialWindowSize) {
+        const uint32_t raise = options_.connection_window_size - kDefaultInitialWindowSize;
+        encode_window_update(out_.append(kWindowUpdateFrameSize), 0, raise);
+        conn_recv_window_ += raise;
+      }
+    }
+  }
+
+  while (!done_) {
+    FrameHeader h;
+    if (!decode_frame_header(in.subspan(pos), h)) break;
+    // §4.2: larger than our SETTINGS_MAX_FRAME_SIZE, judged at the header.
+    if (h.length > options_.max_frame_size) {
+      connection_error(ErrorCode::kFrameSizeError, "frame larger than SETTINGS_MAX_FRAME_SIZE");
+      return in.size();
+    }
+    if (in.size() - pos < kFrameHeaderSize + h.length) break;
+    const Bytes payload = in.subspan(pos + kFrameHeaderSize, h.length);
+    pos += kFrameHeaderSize + h.length;
+    if (!on_frame(h, payload)) return in.size();
+  }
+  return done_ ? in.size() : pos;
+}
+
+bool Connection::handle_http1(Bytes in) {
+  // An HTTP/1.x request line starts with an uppercase method and a space.
+  std::string start(kClientPreface.substr(0, preface_matched_));
+  start.append(reinterpret_cast<const char*>(in.data()), std::min<size_t>(in.size(), 16));
+  size_t i = 0;
+  while (i < start.size() && start[i] >= 'A' && start[i] <= 'Z') ++i;
+  if (i < 3 || i >= start.size() || start[i] != ' ') return false;
+  out_.append_ref(kHttp1Response.data(), kHttp1Response.size());
+  done_ = true;
+  close_reason_ = "HTTP/1.1 request on an HTTP/2-only port";
+  return true;
+}
+
+bool Connection::on_frame(const FrameHeader& h, Bytes payload) {
+  // §3.4: the first frame of the client must be SETTINGS.
+  if (!settings_seen_ && (!h.is(FrameType::kSettings) || h.has(flags::kAck))) {
+    return connection_error(ErrorCode::kProtocolError, "first frame is not SETTINGS");
+  }
+  // §6.10: nothing may come between HEADERS and its last CONTINUATION.
+  if (continuation_stream_ != 0 &&
+      (!h.is(FrameType::kContinuation) || h.stream_id != continuation_stream_)) {
+    return connection_error(ErrorCode::kProtocolError, "frame interleaved in a header block");
+  }
+  if (h.type >= kFrameTypeCount) return true;  // §5.5: unknown types are ignored
+  switch (static_cast<FrameType>(h.type)) {
+    case FrameType::kData: return on_data(h, payload);
+    case FrameType::kHeaders: return on_headers(h, payload);
+    case FrameType::kPriority: {
+      // Deprecated (§5.3.2) and ignored, but still validated and counted.
+      PriorityFields p;
+      const FrameError e = parse_priority(h, payload, p);
+      if (!e.ok() && e.scope == ErrorScope::kConnection) return connection_error(e);
+      if (!e.ok()) {
+        reset_stream(h.stream_id, e.code);
+        return !done_;
+      }
+      return spend_budget("too many PRIORITY frames");
+    }
+    case FrameType::kRstStream: return on_rst_stream(h, payload);
+    case FrameType::kSettings: return on_settings(h, payload);
+    case FrameType::kPushPromise:
+      return connection_error(ErrorCode::kProtocolError, "client sent PUSH_PROMISE");  // §8.4
+    case FrameType::kPing: return on_ping(h, payload);
+    case FrameType::kGoaway: return on_goaway(h, payload);
+    case FrameType::kWindowUpdate: return on_window_update(h, payload);
+    case FrameType::kContinuation: return on_continuation(h, payload);
+  }
+  return true;
+}
+
+bool Connection::on_data(const FrameHeader& h, Bytes payload) {
+  DataFrame d;
+  if (const FrameError e = parse_data(h, payload, d); !e.ok()) return connection_error(e);
+  // §6.9: every DATA frame counts against the connection window.
+  if (d.flow_controlled_length > conn_recv_window_) {
+    return connection_error(ErrorCode::kFlowControlError, "DATA beyond the connection window");
+  }
+  conn_recv_window_ -= d.flow_controlled_length;
+  if (h.stream_id > last_peer_stream_) {
+    return connection_error(ErrorCode::kProtocolError, "DATA on an idle stream");  // §5.1
+  }
+  const auto it = streams_.find(h.stream_id);
+  if (it == streams_.end() || it->second->remote_closed) {
+    // §5.1: closed or half-closed (remote).
+    grant_window(0, d.flow_controlled_length);
+    reset_stream(h.stream_id, ErrorCode::kStreamClosed);
+    return !done_;
+  }
+  Stream& s = *it->second;
+  if (d.flow_controlled_length > s.recv_window) {
+    grant_window(0, d.flow_controlled_length);
+    reset_stream(s.id, ErrorCode::kFlowControlError);
+    return !done_;
+  }
+  s.recv_window -= d.flow_controlled_length;
+  s.received += d.data.size();
+  const bool end_stream = h.has(flags::kEndStream);
+  // §8.1.1: content-length must match the DATA received.
+  if (s.expected_length &&
+      (s.received > *s.expected_length || (end_stream && s.received != *s.expected_length))) {
+    grant_window(0, d.flow_controlled_length);
+    reset_stream(s.id, ErrorCode::kProtocolError);
+    return !done_;
+  }
+  if (d.flow_controlled_length == 0 && !end_stream && !spend_budget("too many empty DATA frames")) {
+    return false;
+  }
+  if (end_stream) s.remote_closed = true;
+  if (s.response.body == BodyKind::kEcho && !s.local_closed) {
+    // Padding is granted back at once; the data when it leaves as echo.
+    grant_window(s.id, d.flow_controlled_length - static_cast<uint32_t>(d.data.size()));
+    s.echo.insert(s.echo.end(), d.data.begin(), d.data.end());
+    pump(s);
+    if (s.local_closed && s.remote_closed) finish_stream(s.id);
+  } else {
+    grant_window(s.id, d.flow_controlled_length);  // a body nobody reads
+    if (end_stream) end_of_request_body(s);
+  }
+  return !done_;
+}
+
+bool Connection::on_headers(const FrameHeader& h, Bytes payload) {
+  HeadersFrame hf;
+  const FrameError e = parse_headers(h, payload, hf);
+  if (!e.ok() && e.scope == ErrorScope::kConnection) return connection_error(e);
+  // A stream-scope error (self-dependency) is treated as a connection error,
+  // which §5.4 allows: the header block would otherwise still need decoding.
+  if (!e.ok()) return connection_error(e);
+  if (h.stream_id % 2 == 0) {
+    return connection_error(ErrorCode::kProtocolError, "client stream id is even");  // §5.1.1
+  }
+  if (h.stream_id <= last_peer_stream_ && streams_.find(h.stream_id) == streams_.end()) {
+    return connection_error(ErrorCode::kStreamClosed, "HEADERS on a closed stream");  // §5.1
+  }
+  if (h.stream_id > last_peer_stream_) last_peer_stream_ = h.stream_id;
+  const bool end_stream = h.has(flags::kEndStream);
+  if (h.has(flags::kEndHeaders)) return on_header_block(h.stream_id, hf.block_fragment, end_stream);
+  if (hf.block_fragment.empty() && !spend_budget("too many empty header fragments")) return false;
+  header_block_.assign(hf.block_fragment.begin(), hf.block_fragment.end());
+  continuation_stream_ = h.stream_id;
+  continuation_end_stream_ = end_stream;
+  continuation_frames_ = 0;
+  return true;
+}
+
+bool Connection::on_continuation(const FrameHeader& h, Bytes payload) {
+  ContinuationFrame c;
+  if (const FrameError e = parse_continuation(h, payload, c); !e.ok()) return connection_error(e);
+  if (continuation_stream_ == 0) {
+    return connection_error(ErrorCode::kProtocolError, "CONTINUATION without HEADERS");  // §6.10
+  }
+  // CONTINUATION floods: bounded in count and in bytes, and refused before
+  // anything more is buffered.
+  if (++continuation_frames_ > options_.max_continuation_frames) {
+    return connection_error(ErrorCode::kEnhanceYourCalm, "too many CONTINUATION frames");
+  }
+  if (header_block_.size() + c.block_fragment.size() > 2 * size_t{options_.max_header_list_size}) {
+    return connection_error(ErrorCode::kEnhanceYourCalm, "header block too large");
+  }
+  if (c.block_fragment.empty() && !h.has(flags::kEndHeaders) &&
+      !spend_budget("too many empty CONTINUATION frames")) {
+    return false;
+  }
+  header_block_.insert(header_block_.end(), c.block_fragment.begin(), c.block_fragment.end());
+  if (!h.has(flags::kEndHeaders)) return true;
+  const uint32_t id = continuation_stream_;
+  continuation_stream_ = 0;
+  std::vector<uint8_t> block;
+  block.swap(header_block_);
+  return on_header_block(id, block, continuation_end_stream_);
+}
+
+bool Connection::on_header_block(uint32_t stream_id, Bytes block, bool end_stream) {
+  const auto existing = streams_.find(stream_id);
+  const bool trailers = existing != streams_.end();
+  Request request;
+  const hpack::Status status = decoder_.decode(
+      block, [&](std::string_view name, std::string_view value) {
+        request.add(name, value, trailers);
+      });
+  if (status == hpack::Status::CompressionError) {
+    return connection_error(ErrorCode::kCompressionError, decoder_.error_detail());
+  }
+  const bool too_large = status == hpack::Status::HeaderListTooLarge;
+
+  if (trailers) {
+    Stream& s = *existing->second;
+    // §8.1: trailers end the stream and carry no pseudo-headers.
+    if (too_large || request.malformed != nullptr || !end_stream || s.remote_closed) {
+      reset_stream(stream_id, s.remote_closed ? ErrorCode::kStreamClosed : ErrorCode::kProtocolError);
+      return !done_;
+    }
+    if (s.expected_length && s.received != *s.expected_length) {
+      reset_stream(stream_id, ErrorCode::kProtocolError);
+      return !done_;
+    }
+    s.remote_closed = true;
+    end_of_request_body(s);
+    return !done_;
+  }
+
+  // §6.8: after our GOAWAY, new streams are not processed (the block was
+  // still decoded to keep HPACK in sync).
+  if (goaway_sent_) return true;
+  if (too_large) {
+    // RFC 9113 §10.5.1 / RFC 6585: 431, then stop the request body.
+    RouteResponse r;
+    r.status = 431;
+    r.content_length = 0;
+    send_headers(stream_id, r, true);
+    last_processed_ = stream_id;
+    if (!end_stream) {
+      encode_rst_stream(out_.append(kRstStreamFrameSize), stream_id, ErrorCode::kNoError);
+    }
+    return spend_budget("too many oversized header lists");
+  }
+  request.finish();
+  if (request.malformed == nullptr && end_stream && request.content_length.value_or(0) != 0) {
+    request.bad("content-length without a body");
+  }
+  if (request.malformed != nullptr) {
+    reset_stream(stream_id, ErrorCode::kProtocolError);  // §8.1.1
+    return !done_;
+  }
+  if (streams_.size() >= options_.max_concurrent_streams) {
+    ++counters_.refused;
+    reset_stream(stream_id, ErrorCode::kRefusedStream);  // §5.1.2
+    return !done_;
+  }
+  return start_request(stream_id, request, end_stream);
+}
+
+bool Connection::start_request(uint32_t id, const Request& request, bool end_stream) {
+  ++counters_.streams;
+  last_processed_ = id;
+  // Built on the stack: a request answered at once (the common case) is
+  // never stored.
+  Stream s;
+  s.id = id;
+  s.remote_closed = end_stream;
+  s.send_window = peer_initial_window_;
+  s.recv_window = options_.initial_window_size;
+  s.expected_length = request.content_length;
+  s.head = request.method == "HEAD"sv;
+  s.response = request.method == "CONNECT"sv
+                   ? RouteResponse{405, "text/plain", 0, BodyKind::kNone, {}, 0, {}}
+                   : route(request.method, request.path, request.content_length,
+                           [this] { return stats_json(); });
+  start_response(s);
+  if (s.local_closed && s.remote_closed) return true;
+  streams_.emplace(id, std::make_unique<Stream>(std::move(s)));
+  return true;
+}
+
+void Connection::start_response(Stream& s) {
+  RouteResponse& r = s.response;
+  const bool echo_done = r.body == BodyKind::kEcho && s.remote_closed && s.echo.empty();
+  const bool no_body = r.body == BodyKind::kNone || s.head || echo_done ||
+                       (r.body == BodyKind::kStatic && r.static_body.empty());
+  send_headers(s.id, r, no_body);
+  if (no_body) {
+    response_complete(s);
+    return;
+  }
+  pump(s);
+}
+
+void Connection::end_of_request_body(Stream& s) {
+  if (s.response.body == BodyKind::kEcho) pump(s);
+  if (s.local_closed && s.remote_closed) finish_stream(s.id);
+}
+
+// Sends as much of the stream's body as both windows, the peer's frame size
+// and the output high-water mark allow.
+void Connection::pump(Stream& s) {
+  if (s.local_closed) return;
+  RouteResponse& r = s.response;
+  const bool echo = r.body == BodyKind::kEcho;
+  while (true) {
+    uint64_t remaining = 0;
+    const uint8_t* data = nullptr;
+    switch (r.body) {
+      case BodyKind::kStatic:
+        remaining = r.static_body.size() - s.body_sent;
+        data = reinterpret_cast<const uint8_t*>(r.static_body.data()) + s.body_sent;
+        break;
+      case BodyKind::kOwned:
+        remaining = r.owned_body.size() - s.body_sent;
+        data = reinterpret_cast<const uint8_t*>(r.owned_body.data()) + s.body_sent;
+        break;
+      case BodyKind::kPattern:
+        remaining = r.length - s.body_sent;
+        data = reinterpret_cast<const uint8_t*>(pattern_bytes().data());
+        break;
+      case BodyKind::kEcho:
+        remaining = s.echo.size() - s.echo_sent;
+        data = s.echo.data() + s.echo_sent;
+        break;
+      case BodyKind::kNone:
+        break;
+    }
+    const bool body_complete = !echo || s.remote_closed;
+    if (remaining == 0) {
+      if (body_complete) {
+        send_data(s.id, nullptr, 0, true, false);  // an empty END_STREAM
+        response_complete(s);
+      }
+      break;
+    }
+    const int64_t window = std::min(conn_send_window_, s.send_window);
+    if (window <= 0 || out_.size() >= options_.output_high_water) break;
+    const size_t n = static_cast<size_t>(
+        std::min<uint64_t>({remaining, peer_max_frame_size_, static_cast<uint64_t>(window)}));
+    const bool end = n == remaining && body_complete;
+    // Static and pattern bodies outlive any stream; owned and echo bytes are
+    // copied into the arena because the stream may end first.
+    const bool by_reference = r.body == BodyKind::kStatic || r.body == BodyKind::kPattern;
+    send_data(s.id, data, n, end, by_reference);
+    conn_send_window_ -= static_cast<int64_t>(n);
+    s.send_window -= static_cast<int64_t>(n);
+    if (echo) {
+      s.echo_sent += n;
+      grant_window(s.id, static_cast<uint32_t>(n));
+      if (s.echo_sent == s.echo.size()) {
+        s.echo.clear();
+        s.echo_sent = 0;
+      }
+    } else {
+      s.body_sent += n;
+    }
+    if (end) {
+      response_complete(s);
+      break;
+    }
+  }
+}
+
+// Our END_STREAM went out: a completed response earns back abuse budget.
+void Connection::response_complete(Stream& s) {
+  s.local_closed = true;
+  ++counters_.responses;
+  budget_ = std::min<int64_t>(budget_ + 1, options_.abuse_budget);
+}
+
+void Connection::pump_all() {
+  if (streams_.empty()) return;
+  std::vector<uint32_t> ids;
+  ids.reserve(streams_.size());
+  for (const auto& [id, s] : streams_) {
+    if (!s->local_closed) ids.push_back(id);
+  }
+  std::sort(ids.begin(), ids.end());  // oldest stream first
+  for (const uint32_t id : ids) {
+    const auto it = streams_.find(id);
+    if (it == streams_.end()) continue;
+    Stream& s = *it->second;
+    pump(s);
+    if (s.local_closed && s.remote_closed) finish_stream(id);
+    if (out_.size() >= options_.output_high_water) break;
+  }
+}
+
+void Connection::finish_stream(uint32_t id) {
+  streams_.erase(id);
+  if ((goaway_sent_ || peer_goaway_) && streams_.empty() && continuation_stream_ == 0) {
+    done_ = true;
+  }
+}
+
+// /stats: this connection's counters, then the server's (if it renders any).
+std::string Connection::stats_json() const {
+  std::string json = "{\"connection\": {\"streams\": " + std::to_string(counters_.streams) +
+                     ", \"responses\": " + std::to_string(counters_.responses) +
+                     ", \"resets_sent\": " + std::to_string(counters_.resets_sent) +
+                     ", \"refused\": " + std::to_string(counters_.refused) +
+                     ", \"open_streams\": " + std::to_string(streams_.size()) + "}";
+  if (options_.stats_json) json += ", \"server\": " + options_.stats_json();
+  return json + "}\n";
+}
+
+// ---------------------------------------------------------------------------
+// Control frames
+
+bool Connection::on_settings(const FrameHeader& h, Bytes payload) {
+  SettingsFrame f;
+  if (const FrameError e = parse_settings(h, payload, f); !e.ok()) return connection_error(e);
+  if (f.ack) return true;  // our settings are in force from the start
+  if (settings_seen_ && !spend_budget("too many SETTINGS frames")) return false;
+  settings_seen_ = true;
+  for (size_t i = 0; i < f.count(); ++i) {
+    const Setting s = f.at(i);
+    if (const FrameError e = validate_setting(s); !e.ok()) return connection_error(e);
+    switch (static_cast<SettingId>(s.id)) {
+      case SettingId::kHeaderTableSize:
+        encoder_.set_peer_max_table_size(s.value);
+        break;
+      case SettingId::kInitialWindowSize: {
+        // §6.9.2: the change applies to every open stream's send window.
+        const int64_t delta = int64_t{s.value} - peer_initial_window_;
+        for (auto& [id, stream] : streams_) {
+          stream->send_window += delta;
+          if (stream->send_window > kMaxWindowSize) {
+            return connection_error(ErrorCode::kFlowControlError,
+                                    "INITIAL_WINDOW_SIZE overflows a stream window");
+          }
+        }
+        peer_initial_window_ = s.value;
+        break;
+      }
+      case SettingId::kMaxFrameSize:
+        peer_max_frame_size_ = s.value;
+        break;
+      default:
+        break;  // ENABLE_PUSH: we never push; others are advisory or unknown
+    }
+  }
+  encode_settings_ack(out_.append(kFrameHeaderSize));
+  pump_all();
+  return !done_;
+}
+
+bool Connection::on_ping(const FrameHeader& h, Bytes payload) {
+  PingFrame p;
+  if (const FrameError e = parse_ping(h, payload, p); !e.ok()) return connection_error(e);
+  if (p.ack) return true;  // we send no PINGs of our own
+  if (!spend_budget("too many PING frames")) return false;
+  encode_ping(out_.append(kPingFrameSize), true, p.opaque);  // §6.7
+  return true;
+}
+
+bool Connection::on_goaway(const FrameHeader& h, Bytes payload) {
+  GoawayFrame g;
+  if (const FrameError e = parse_goaway(h, payload, g); !e.ok()) return connection_error(e);
+  // The client opens no new streams; finish ours, then close.
+  peer_goaway_ = true;
+  if (streams_.empty()) done_ = true;
+  return true;
+}
+
+bool Connection::on_window_update(const FrameHeader& h, Bytes payload) {
+  WindowUpdateFrame w;
+  const FrameError e = parse_window_update(h, payload, w);
+  if (!e.ok() && e.scope == ErrorScope::kConnection) return connection_error(e);
+  if (h.stream_id > last_peer_stream_) {
+    return connection_error(ErrorCode::kProtocolError, "WINDOW_UPDATE on an idle stream");
+  }
+  if (!e.ok()) {
+    reset_stream(h.stream_id, e.code);
+    return !done_;
+  }
+  if (h.stream_id == 0) {
+    conn_send_window_ += w.increment;
+    if (conn_send_window_ > kMaxWindowSize) {  // §6.9.1
+      return connection_error(ErrorCode::kFlowControlError, "connection window above 2^31-1");
+    }
+    pump_all();
+    return !done_;
+  }
+  const auto it = streams_.find(h.stream_id);
+  if (it == streams_.end()) return true;  // closed: ignored (§5.1)
+  Stream& s = *it->second;
+  s.send_window += w.increment;
+  if (s.send_window > kMaxWindowSize) {
+    reset_stream(s.id, ErrorCode::kFlowControlError);
+    return !done_;
+  }
+  pump(s);
+  if (s.local_closed && s.remote_closed) finish_stream(s.id);
+  return !done_;
+}
+
+bool Connection::on_rst_stream(const FrameHeader& h, Bytes payload) {
+  RstStreamFrame r;
+  if (const FrameError e = parse_rst_stream(h, payload, r); !e.ok()) return connection_error(e);
+  if (h.stream_id > last_peer_stream_) {
+    return connection_error(ErrorCode::kProtocolError, "RST_STREAM on an idle stream");  // §5.1
+  }
+  // Rapid Reset (CVE-2023-44487): every reset costs budget.
+  if (!spend_budget("too many RST_STREAM frames")) return false;
+  finish_stream(h.stream_id);
+  return !done_;
+}
+
+// ---------------------------------------------------------------------------
+// Output
+
+void Connection::send_headers(uint32_t id, const RouteResponse& r, bool end_stream) {
+  char status[4];
+  std::to_chars(status, status + 3, r.status);
+  char length[24];
+  size_t length_size = 0;
+  hpack::Header fields[3];
+  size_t count = 0;
+  fields[count++] = {":status", std::string_view(status, 3)};
+  if (!r.content_type.empty()) fields[count++] = {"content-type", r.content_type};
+  if (r.content_length) {
+    length_size = static_cast<size_t>(std::to_chars(length, length + sizeof length, *r.content_length).ptr - length);
+    fields[count++] = {"content-length", std::string_view(length, length_size)};
+  }
+  uint8_t block[256];
+  const std::span<const hpack::Header> list(fields, count);
+  const size_t size = encoder_.encode(list, block).value_or(0);
+  uint8_t* p = out_.append(kFrameHeaderSize + size);
+  const uint8_t frame_flags = flags::kEndHeaders | (end_stream ? flags::kEndStream : 0);
+  encode_frame_header(p, static_cast<uint32_t>(size), FrameType::kHeaders, frame_flags, id);
+  std::memcpy(p + kFrameHeaderSize, block, size);
+}
+
+void Connection::send_data(uint32_t id, const void* data, size_t n, bool end_stream,
+                           bool by_reference) {
+  const uint8_t frame_flags = end_stream ? flags::kEndStream : 0;
+  if (!by_reference || n < kCopyBodyBelow) {
+    uint8_t* p = out_.append(kFrameHeaderSize + std::min(n, kCopyBodyBelow));
+    if (n < kCopyBodyBelow) {
+      encode_frame_header(p, static_cast<uint32_t>(n), FrameType::kData, frame_flags, id);
+      if (n != 0) std::memcpy(p + kFrameHeaderSize, data, n);
+      return;
+    }
+    // A copied body larger than the small-copy size: header, then the copy.
+    encode_frame_header(p, static_cast<uint32_t>(n), FrameType::kData, frame_flags, id);
+    std::memcpy(p + kFrameHeaderSize, data, kCopyBodyBelow);
+    out_.append_copy(static_cast<const uint8_t*>(data) + kCopyBodyBelow, n - kCopyBodyBelow);
+    return;
+  }
+  encode_frame_header(out_.append(kFrameHeaderSize), static_cast<uint32_t>(n), FrameType::kData,
+                      frame_flags, id);
+  out_.append_ref(data, n);
+}
+
+// Gives the peer back `consumed` octets of receive window: on the stream
+// (if it still takes data) and on the connection, batched to half a window
+// so that a stream of small DATA frames does not cause a WINDOW_UPDATE each.
+void Connection::grant_window(uint32_t stream_id, uint32_t consumed) {
+  if (consumed == 0) return;
+  conn_recv_unacked_ += consumed;
+  if (conn_recv_unacked_ >= options_.connection_window_size / 2) {
+    encode_window_update(out_.append(kWindowUpdateFrameSize), 0, conn_recv_unacked_);
+    conn_recv_window_ += conn_recv_unacked_;
+    conn_recv_unacked_ = 0;
+  }
+  if (stream_id == 0) return;
+  const auto it = streams_.find(stream_id);
+  if (it == streams_.end()) return;
+  Stream& s = *it->second;
+  if (s.remote_closed) return;  // it will send nothing more
+  s.recv_unacked += consumed;
+  if (s.recv_unacked >= options_.initial_window_size / 2) {
+    encode_window_update(out_.append(kWindowUpdateFrameSize), stream_id, s.recv_unacked);
+    s.recv_window += s.recv_unacked;
+    s.recv_unacked = 0;
+  }
+}
+
+void Connection::reset_stream(uint32_t id, ErrorCode code) {
+  encode_rst_stream(out_.append(kRstStreamFrameSize), id, code);
+  ++counters_.resets_sent;
+  finish_stream(id);
+  // MadeYouReset (CVE-2025-8671): resets we send cost the same budget.
+  spend_budget("too many streams reset");
+}
+
+bool Connection::spend_budget(const char* what) {
+  if (--budget_ > 0) return true;
+  return connection_error(ErrorCode::kEnhanceYourCalm, what);
+}
+
+bool Connection::connection_error(ErrorCode code, const char* detail) {
+  if (!done_) {
+    send_goaway(code, detail);
+    done_ = true;
+    close_reason_ = detail;
+  }
+  return false;
+}
+
+void Connection::send_goaway(ErrorCode code, const char* detail) {
+  const std::string_view debug(detail);
+  encode_goaway(out_.append(kFrameHeaderSize + 8 + debug.size()), last_processed_, code, debug);
+  goaway_sent_ = true;
+  counters_.goaway_code = static_cast<uint32_t>(code);
+}
+
+void Connection::on_input_closed() noexcept { done_ = true; }
+
+void Connection::shutdown() noexcept {
+  if (done_) return;
+  if (preface_matched_ < kClientPreface.size()) {
+    done_ = true;
+    return;
+  }
+  // §6.8 graceful: name the last stream we will answer, finish those.
+  if (!goaway_sent_) send_goaway(ErrorCode::kNoError, "");
+  if (streams_.empty()) done_ = true;
+}
+
+void Connection::on_output_drained() noexcept {
+  if (!done_) pump_all();
+}
+
+}  // namespace h2lab::proto

@@ -1,0 +1,141 @@
+// The full HTTP/2 server engine (`--engine full`): RFC 9113 connection and
+// stream state, HPACK (RFC 7541), flow control in both directions, request
+// validation, routes, and limits against hostile peers. Sans I/O: see
+// proto/engine.h for the contract.
+//
+// Zero copy: frames are parsed in place in the caller's input; a header
+// block split over CONTINUATION frames is the one input that is copied.
+// Response bodies are referenced (static text, the shared pattern) or, for
+// /echo, copied once from input into the output queue.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "proto/engine.h"
+#include "proto/hpack.h"
+#include "proto/routes.h"
+
+namespace h2lab::proto {
+
+// Limits and settings with their defaults; the reasons are in
+// docs/LIMITS.md (values from HARDENING.md's survey of mature servers).
+struct ConnectionOptions {
+  uint32_t max_concurrent_streams = 100;        // SETTINGS_MAX_CONCURRENT_STREAMS
+  uint32_t max_header_list_size = 64 * 1024;    // SETTINGS_MAX_HEADER_LIST_SIZE
+  uint32_t max_header_fields = 100;
+  uint32_t max_field_size = 8 * 1024;
+  uint32_t max_frame_size = kDefaultMaxFrameSize;      // SETTINGS_MAX_FRAME_SIZE (accepted)
+  uint32_t initial_window_size = kDefaultInitialWindowSize;  // per stream, receive
+  uint32_t connection_window_size = 1024 * 1024;  // receive, raised at start
+  uint32_t max_continuation_frames = 8;           // per header block
+  // Abuse budget: PING, SETTINGS, RST_STREAM, PRIORITY, empty frames and
+  // streams the peer or we reset each cost one; each completed response
+  // earns one back. At zero: GOAWAY(ENHANCE_YOUR_CALM).
+  uint32_t abuse_budget = 1000;
+  // Stop producing response bodies above this many queued octets; the
+  // session calls on_output_drained() below it.
+  size_t output_high_water = 512 * 1024;
+  // Renders the server-wide part of /stats as a JSON value; may be empty.
+  std::function<std::string()> stats_json;
+};
+
+class Connection final : public Engine {
+ public:
+  explicit Connection(ConnectionOptions options = {});
+  ~Connection() override;
+
+  size_t on_input(Bytes in) noexcept override;
+  void on_input_closed() noexcept override;
+  void shutdown() noexcept override;
+  void on_output_drained() noexcept override;
+  OutputQueue& output() noexcept override { return out_; }
+  bool done() const noexcept override { return done_; }
+  const char* close_reason() const noexcept override { return close_reason_; }
+  size_t max_frame_bytes() const noexcept override {
+    return kFrameHeaderSize + options_.max_frame_size;
+  }
+
+  // Counters for tests and /stats.
+  struct Counters {
+    uint64_t streams = 0;        // requests accepted
+    uint64_t responses = 0;      // responses completed
+    uint64_t resets_sent = 0;    // RST_STREAM we sent
+    uint64_t refused = 0;        // REFUSED_STREAM (over max concurrent)
+    uint32_t goaway_code = 0;    // the code of our GOAWAY, if sent
+  };
+  const Counters& counters() const noexcept { return counters_; }
+  size_t open_streams() const noexcept { return streams_.size(); }
+
+ private:
+  struct Stream;
+  struct Request;
+
+  // Frame handlers; each returns false once the connection is failing.
+  bool on_frame(const FrameHeader& h, Bytes payload);
+  bool on_data(const FrameHeader& h, Bytes payload);
+  bool on_headers(const FrameHeader& h, Bytes payload);
+  bool on_continuation(const FrameHeader& h, Bytes payload);
+  bool on_settings(const FrameHeader& h, Bytes payload);
+  bool on_ping(const FrameHeader& h, Bytes payload);
+  bool on_goaway(const FrameHeader& h, Bytes payload);
+  bool on_window_update(const FrameHeader& h, Bytes payload);
+  bool on_rst_stream(const FrameHeader& h, Bytes payload);
+
+  bool on_header_block(uint32_t stream_id, Bytes block, bool end_stream);
+  bool start_request(uint32_t stream_id, const Request& request, bool end_stream);
+  void start_response(Stream& s);
+  void end_of_request_body(Stream& s);
+  void pump(Stream& s);
+  void response_complete(Stream& s);
+  void pump_all();
+  void finish_stream(uint32_t id);
+
+  bool connection_error(ErrorCode code, const char* detail);
+  bool connection_error(const FrameError& e) { return connection_error(e.code, e.detail); }
+  void reset_stream(uint32_t id, ErrorCode code);
+  bool spend_budget(const char* what);
+  void send_goaway(ErrorCode code, const char* detail);
+  void send_headers(uint32_t id, const RouteResponse& r, bool end_stream);
+  void send_data(uint32_t id, const void* data, size_t n, bool end_stream, bool by_reference);
+  void grant_window(uint32_t stream_id, uint32_t consumed);
+  bool handle_http1(Bytes in);
+  std::string stats_json() const;
+
+  ConnectionOptions options_;
+  OutputQueue out_;
+  hpack::Decoder decoder_;
+  hpack::Encoder encoder_;
+
+  // Peer settings (§6.5.2) and windows (§6.9).
+  uint32_t peer_max_frame_size_ = kDefaultMaxFrameSize;
+  uint32_t peer_initial_window_ = kDefaultInitialWindowSize;
+  int64_t conn_send_window_ = kDefaultInitialWindowSize;
+  int64_t conn_recv_window_ = kDefaultInitialWindowSize;
+  uint32_t conn_recv_unacked_ = 0;  // consumed octets not yet granted back
+
+  std::unordered_map<uint32_t, std::unique_ptr<Stream>> streams_;
+  uint32_t last_peer_stream_ = 0;  // highest stream id the peer opened
+  uint32_t last_processed_ = 0;    // highest stream id we accepted (for GOAWAY)
+
+  // A header block in progress (HEADERS without END_HEADERS, §6.10).
+  std::vector<uint8_t> header_block_;
+  uint32_t continuation_stream_ = 0;
+  bool continuation_end_stream_ = false;
+  uint32_t continuation_frames_ = 0;
+
+  size_t preface_matched_ = 0;
+  bool settings_seen_ = false;  // §3.4: the first frame must be SETTINGS
+  bool goaway_sent_ = false;
+  bool peer_goaway_ = false;
+  bool done_ = false;
+  int64_t budget_;
+  const char* close_reason_ = "";
+  Counters counters_;
+};
+
+}  // namespace h2lab::proto

@@ -1,0 +1,52 @@
+// What h2lab answers (DESIGN.md, "Routes"). Pure functions from a request
+// line to a response description; the connection engine streams the body.
+//
+//   /          Hello World\n                      (GET, HEAD)
+//   /bytes/N   N octets from a shared pattern     (GET, HEAD)
+//   /echo      the request body, streamed back    (any method with a body)
+//   /stats     JSON counters                      (GET, HEAD)
+//   else       404
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace h2lab::proto {
+
+enum class BodyKind : uint8_t {
+  kNone,     // no body (HEAD, or an empty one)
+  kStatic,   // `static_body`, referenced, never copied
+  kPattern,  // `length` octets of pattern_bytes(), referenced in pieces
+  kEcho,     // the request body, as it arrives
+  kOwned,    // `owned_body` (built per request, e.g. /stats)
+};
+
+struct RouteResponse {
+  uint16_t status = 200;
+  std::string_view content_type;
+  std::optional<uint64_t> content_length;  // none: unknown in advance (/echo without one)
+  BodyKind body = BodyKind::kNone;
+  std::string_view static_body;
+  uint64_t length = 0;  // kPattern
+  std::string owned_body;
+};
+
+// `request_content_length` is the request's content-length, if it sent one.
+// `stats_json` renders /stats; it may be empty (then /stats says so).
+RouteResponse route(std::string_view method, std::string_view path,
+                    std::optional<uint64_t> request_content_length,
+                    const std::function<std::string()>& stats_json);
+
+// A static block of pattern octets that /bytes/N bodies reference, at least
+// 2^24 - 1 octets (the largest DATA payload) long, so that any frame's body
+// is one contiguous piece of it.
+std::string_view pattern_bytes() noexcept;
+
+// Largest N accepted by /bytes/N: 1 TiB (a bound, so the length fits
+// everywhere; a client asking for more gets 400).
+inline constexpr uint64_t kMaxBytesRoute = uint64_t{1} << 40;
+
+}  // namespace h2lab::proto
