@@ -111,6 +111,9 @@ class DynamicTable {
   std::size_t max_size() const noexcept { return max_size_; }  // §4.2
   std::size_t capacity() const noexcept { return capacity_; }
   std::size_t entry_count() const noexcept { return count_; }
+  // Entries ever inserted: unchanged across an encode() means the table is
+  // exactly as it was, so the same header list would encode the same again.
+  uint64_t insert_count() const noexcept { return inserted_; }
 
   // Entry i, 0 = newest (HPACK index 62 + i); precondition i < entry_count().
   // The views are valid until the next insert(), set_max_size(), clear() or

@@ -164,65 +164,52 @@ class JsonReader {
     }
   }
 
-  bool object(Json& out, int depth) {
-    out.kind = Json::Kind::Object;
-    ++pos_;  // '{'
+  // The comma-separated elements of an object or array, after its opening
+  // bracket: calls element() for each, up to `close`.
+  template <class Element>
+  bool sequence(char close, const char* what, Element&& element) {
+    ++pos_;  // '{' or '['
     skip_ws();
-    if (!at_end() && peek() == '}') {
+    if (!at_end() && peek() == close) {
       ++pos_;
       return true;
     }
     for (;;) {
       skip_ws();
+      if (!element()) return false;
+      skip_ws();
+      if (at_end()) return fail(std::string("unterminated ") + what);
+      if (peek() == close) {
+        ++pos_;
+        return true;
+      }
+      if (peek() != ',') return fail(std::string("expected ',' or '") + close + "'");
+      ++pos_;
+    }
+  }
+
+  bool object(Json& out, int depth) {
+    out.kind = Json::Kind::Object;
+    return sequence('}', "object", [&] {
       if (at_end() || peek() != '"') return fail("expected a string key");
-      std::string key;
-      if (!string(key)) return false;
+      JsonMember m;
+      if (!string(m.key)) return false;
       skip_ws();
       if (at_end() || peek() != ':') return fail("expected ':'");
       ++pos_;
       skip_ws();
-      Json v;
-      if (!value(v, depth + 1)) return false;
-      out.members.push_back({std::move(key), std::move(v)});
-      skip_ws();
-      if (at_end()) return fail("unterminated object");
-      if (peek() == ',') {
-        ++pos_;
-        continue;
-      }
-      if (peek() == '}') {
-        ++pos_;
-        return true;
-      }
-      return fail("expected ',' or '}'");
-    }
+      if (!value(m.value, depth + 1)) return false;
+      out.members.push_back(std::move(m));
+      return true;
+    });
   }
 
   bool array(Json& out, int depth) {
     out.kind = Json::Kind::Array;
-    ++pos_;  // '['
-    skip_ws();
-    if (!at_end() && peek() == ']') {
-      ++pos_;
-      return true;
-    }
-    for (;;) {
-      skip_ws();
-      Json v;
-      if (!value(v, depth + 1)) return false;
-      out.items.push_back(std::move(v));
-      skip_ws();
-      if (at_end()) return fail("unterminated array");
-      if (peek() == ',') {
-        ++pos_;
-        continue;
-      }
-      if (peek() == ']') {
-        ++pos_;
-        return true;
-      }
-      return fail("expected ',' or ']'");
-    }
+    return sequence(']', "array", [&] {
+      out.items.emplace_back();
+      return value(out.items.back(), depth + 1);
+    });
   }
 
   bool number(Json& out) {

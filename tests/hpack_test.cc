@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "proto/huffman.h"
+#include "tests/hpack_hex.h"
 
 namespace hpack = h2lab::proto::hpack;
 using hpack::Coding;
@@ -23,26 +24,10 @@ using hpack::Status;
 
 namespace {
 
+using h2lab::test::from_hex;
+using h2lab::test::to_hex;
+
 using Headers = std::vector<std::pair<std::string, std::string>>;
-
-std::vector<uint8_t> from_hex(std::string_view hex) {
-  std::vector<uint8_t> out;
-  for (std::size_t i = 0; i + 1 < hex.size(); i += 2) {
-    out.push_back(static_cast<uint8_t>(
-        std::stoi(std::string(hex.substr(i, 2)), nullptr, 16)));
-  }
-  return out;
-}
-
-std::string to_hex(std::span<const uint8_t> bytes) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string s;
-  for (const uint8_t b : bytes) {
-    s += kHex[b >> 4];
-    s += kHex[b & 0xf];
-  }
-  return s;
-}
 
 Status decode(Decoder& d, std::span<const uint8_t> block, Headers& out) {
   out.clear();

@@ -7,28 +7,15 @@
 #include <string>
 #include <vector>
 
+#include "tests/hpack_hex.h"
+
 namespace huffman = h2lab::proto::huffman;
 using huffman::Status;
 
 namespace {
 
-std::vector<uint8_t> from_hex(std::string_view hex) {
-  std::vector<uint8_t> out;
-  for (std::size_t i = 0; i + 1 < hex.size(); i += 2) {
-    out.push_back(static_cast<uint8_t>(std::stoi(std::string(hex.substr(i, 2)), nullptr, 16)));
-  }
-  return out;
-}
-
-std::string to_hex(std::span<const uint8_t> bytes) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string s;
-  for (const uint8_t b : bytes) {
-    s += kHex[b >> 4];
-    s += kHex[b & 0xf];
-  }
-  return s;
-}
+using h2lab::test::from_hex;
+using h2lab::test::to_hex;
 
 std::string encode(std::string_view s) {
   std::vector<uint8_t> out(huffman::encoded_length(s));
@@ -43,6 +30,16 @@ huffman::DecodeResult decode(std::span<const uint8_t> in, std::string& out) {
   const huffman::DecodeResult r = huffman::decode(in, out);
   out.resize(r.length);
   return r;
+}
+
+// Encodes `s`, checks the length contract, decodes it back.
+std::string round_trip(const std::string& s) {
+  std::vector<uint8_t> wire(huffman::encoded_length(s));
+  REQUIRE(huffman::encode(s, wire) == wire.size());
+  std::string out;
+  REQUIRE(decode(wire, out).status == Status::Ok);
+  REQUIRE(huffman::decoded_length(wire).length == s.size());
+  return out;
 }
 
 // Every Huffman-coded string of RFC 7541 Appendix C.4 and C.6.
@@ -96,22 +93,13 @@ TEST_CASE("huffman: every octet value round-trips") {
     for (int c = 0; c < 256; ++c) {
       const std::string s(1, static_cast<char>(c));
       CAPTURE(c);
-      std::vector<uint8_t> wire(huffman::encoded_length(s));
-      REQUIRE(huffman::encode(s, wire) == wire.size());
-      std::string out;
-      REQUIRE(decode(wire, out).status == Status::Ok);
-      CHECK(out == s);
+      CHECK(round_trip(s) == s);
     }
   }
   SECTION("all 256 in one string, forwards, backwards and repeated") {
     std::string backwards(all.rbegin(), all.rend());
     for (const std::string& s : {all, backwards, all + all + all}) {
-      std::vector<uint8_t> wire(huffman::encoded_length(s));
-      REQUIRE(huffman::encode(s, wire) == wire.size());
-      std::string out;
-      REQUIRE(decode(wire, out).status == Status::Ok);
-      CHECK(out == s);
-      CHECK(huffman::decoded_length(wire).length == s.size());
+      CHECK(round_trip(s) == s);
     }
   }
   SECTION("pseudo-random strings of every length up to 300") {
@@ -122,11 +110,7 @@ TEST_CASE("huffman: every octet value round-trips") {
         x = x * 1103515245 + 12345;
         s += static_cast<char>(x >> 16);
       }
-      std::vector<uint8_t> wire(huffman::encoded_length(s));
-      REQUIRE(huffman::encode(s, wire) == wire.size());
-      std::string out;
-      REQUIRE(decode(wire, out).status == Status::Ok);
-      REQUIRE(out == s);
+      REQUIRE(round_trip(s) == s);
     }
   }
 }
