@@ -157,7 +157,7 @@ class DynamicTable {
   std::size_t size_ = 0;
   std::size_t max_size_ = 0;
   std::size_t head_ = 0;      // next free octet
-  bool wrapped_ = false;      // entries are in [tail, wrap_end_) + [0, head_)
+  bool wrapped_ = false;      // entries are in [tail, w) + [0, head_)
   uint64_t inserted_ = 0;     // entries ever inserted
   uint64_t wrap_seq_ = 0;     // insertion number of the first entry at 0
 };
