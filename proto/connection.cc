@@ -573,7 +573,11 @@ bool Connection::on_settings(const FrameHeader& h, Bytes payload) {
     if (const FrameError e = validate_setting(s); !e.ok()) return connection_error(e);
     switch (static_cast<SettingId>(s.id)) {
       case SettingId::kHeaderTableSize:
+        // The table may shrink and the next block carries a size update:
+        // nothing cached stays valid, and that next block is not cached.
         encoder_.set_peer_max_table_size(s.value);
+        header_cache_.valid = false;
+        table_size_changed_ = true;
         break;
       case SettingId::kInitialWindowSize: {
         // §6.9.2: the change applies to every open stream's send window.
@@ -666,6 +670,15 @@ bool Connection::on_rst_stream(const FrameHeader& h, Bytes payload) {
 // Output
 
 void Connection::send_headers(uint32_t id, const RouteResponse& r, bool end_stream) {
+  const uint8_t frame_flags = flags::kEndHeaders | (end_stream ? flags::kEndStream : 0);
+  HeaderBlockCache& cache = header_cache_;
+  if (cache.valid && cache.status == r.status && cache.content_type == r.content_type &&
+      cache.content_length == r.content_length) {
+    uint8_t* p = out_.append(kFrameHeaderSize + cache.size);
+    encode_frame_header(p, static_cast<uint32_t>(cache.size), FrameType::kHeaders, frame_flags, id);
+    std::memcpy(p + kFrameHeaderSize, cache.block, cache.size);
+    return;
+  }
   char status[4];
   std::to_chars(status, status + 3, r.status);
   char length[24];
@@ -680,9 +693,20 @@ void Connection::send_headers(uint32_t id, const RouteResponse& r, bool end_stre
   }
   uint8_t block[256];
   const std::span<const hpack::Header> list(fields, count);
+  const uint64_t inserts_before = encoder_.table().insert_count();
   const size_t size = encoder_.encode(list, block).value_or(0);
+  // A block that carries a table size update (§6.3) must not be replayed.
+  cache.valid = encoder_.table().insert_count() == inserts_before && !table_size_changed_ &&
+                size <= sizeof cache.block;
+  table_size_changed_ = false;
+  if (cache.valid) {
+    cache.status = r.status;
+    cache.content_type = r.content_type;
+    cache.content_length = r.content_length;
+    cache.size = size;
+    std::memcpy(cache.block, block, size);
+  }
   uint8_t* p = out_.append(kFrameHeaderSize + size);
-  const uint8_t frame_flags = flags::kEndHeaders | (end_stream ? flags::kEndStream : 0);
   encode_frame_header(p, static_cast<uint32_t>(size), FrameType::kHeaders, frame_flags, id);
   std::memcpy(p + kFrameHeaderSize, block, size);
 }

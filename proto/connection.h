@@ -12,7 +12,9 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 
@@ -117,6 +119,21 @@ class Connection final : public Engine {
   int64_t conn_send_window_ = kDefaultInitialWindowSize;
   int64_t conn_recv_window_ = kDefaultInitialWindowSize;
   uint32_t conn_recv_unacked_ = 0;  // consumed octets not yet granted back
+
+  // The last response header block, replayed while an identical response
+  // follows and the encoder's dynamic table has not changed (encoding is a
+  // function of the field list and the table): most responses of a busy
+  // connection are the same few octets, so HPACK work drops to a memcpy.
+  struct HeaderBlockCache {
+    bool valid = false;
+    uint16_t status = 0;
+    std::string_view content_type;
+    std::optional<uint64_t> content_length;
+    uint8_t block[64];
+    size_t size = 0;
+  };
+  HeaderBlockCache header_cache_;
+  bool table_size_changed_ = false;  // the encoder owes the peer a size update
 
   std::unordered_map<uint32_t, std::unique_ptr<Stream>> streams_;
   uint32_t last_peer_stream_ = 0;  // highest stream id the peer opened
