@@ -60,6 +60,7 @@ void serve_blocking_connection(int fd, Session& session, const ServerOptions& op
   set_blocking_tick(fd);
 
   auto last_input = Clock::now();
+  const auto accepted = last_input;  // the TLS handshake must finish in time
   Clock::time_point write_blocked_since{};  // epoch while writes progress
   Clock::time_point drain_deadline = Clock::time_point::max();
   const char* end_reason = nullptr;
@@ -74,6 +75,10 @@ void serve_blocking_connection(int fd, Session& session, const ServerOptions& op
     if (written == Io::kFailed) break;  // the peer went away; nothing to tell it
     if (session.wants_close()) break;
     const auto now = Clock::now();
+    if (!session.handshake_done() && now - accepted >= options.handshake_timeout) {
+      end_reason = "TLS handshake timeout";
+      break;
+    }
     if (now >= drain_deadline) {
       end_reason = "drain timeout after graceful stop";
       break;
@@ -102,7 +107,8 @@ void serve_blocking_connection(int fd, Session& session, const ServerOptions& op
         break;
       }
     } else {
-      break;  // ECONNRESET and friends
+      session.on_eof();  // so that TLS can tell a reset inside a record
+      break;             // ECONNRESET and friends
     }
   }
   if (end_reason == nullptr && *session.close_reason() != '\0') end_reason = session.close_reason();

@@ -30,13 +30,13 @@ std::string format_url(const sockaddr_storage& addr) {
 }  // namespace
 
 bool open_listener(const ServerOptions& options, Listener& out, std::string& error) {
-  const std::string where = options.host + " port " + std::to_string(options.port);
+  const std::string where = options.host + " port " + std::to_string(resolved_port(options));
   addrinfo hints{};
   hints.ai_family = AF_UNSPEC;
   hints.ai_socktype = SOCK_STREAM;
   hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
   addrinfo* found = nullptr;
-  const std::string port = std::to_string(options.port);
+  const std::string port = std::to_string(resolved_port(options));
   if (int rc = getaddrinfo(options.host.c_str(), port.c_str(), &hints, &found); rc != 0) {
     error = "cannot resolve host " + options.host + ": " + gai_strerror(rc);
     return false;
@@ -62,6 +62,7 @@ bool open_listener(const ServerOptions& options, Listener& out, std::string& err
     freeaddrinfo(found);
     out.fd = fd;
     out.url = format_url(bound);
+    if (options.tls) out.url.insert(4, "s");  // "https://"
     return true;
   }
   freeaddrinfo(found);

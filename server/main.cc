@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "server/server.h"
+#include "tls/context.h"
 
 namespace {
 
@@ -17,14 +18,26 @@ using h2lab::server::ServerOptions;
 
 constexpr const char* kUsage = R"(Usage: bazel run //server:main -- [options]
 
-Serves HTTP/2 (h2c, prior knowledge) until Ctrl-C or SIGTERM.
+Serves HTTP/2 over TLS (h2; cleartext h2c with --tls off) until Ctrl-C or
+SIGTERM.
 
 Options:
   --host HOST            address to listen on (default 127.0.0.1; ::1 for IPv6)
-  --port PORT            TCP port, 0 picks a free one (default 8080)
+  --port PORT            TCP port, 0 picks a free one (default 8443, or 8080
+                         with --tls off)
   --dispatch NAME        how connections are served: %s (default blocking)
   --engine NAME          HTTP/2 engine: %s (default full)
   --idle-timeout MS      close a connection silent this long (default 10000)
+  --tls on|off           h2 over TLS 1.2/1.3 with ALPN, or cleartext h2c with
+                         prior knowledge (default on)
+  --cert FILE            PEM certificate (chain); with --key. Default: an
+  --key FILE             ephemeral self-signed certificate for localhost
+  --tls-resumption on|off
+                         TLS session tickets and cache (default on)
+  --no-session-resumption
+                         the same as --tls-resumption off
+  --handshake-timeout MS close a connection whose TLS handshake is not done
+                         after this long (default 10000)
   --help                 this text
 
 On start the first line printed is "h2lab listening on URL".
@@ -44,6 +57,12 @@ unsigned long parse_number(std::string_view flag, const std::string& value, unsi
                 ": expected a whole number from 0 to " + std::to_string(max));
   }
   return n;
+}
+
+bool parse_on_off(std::string_view flag, const std::string& value) {
+  if (value == "on") return true;
+  if (value == "off") return false;
+  usage_error("invalid value '" + value + "' for " + std::string(flag) + ": expected on or off");
 }
 
 ServerOptions parse_args(int argc, char** argv) {
@@ -89,6 +108,19 @@ ServerOptions parse_args(int argc, char** argv) {
       o.engine = *e;
     } else if (arg == "--idle-timeout") {
       o.idle_timeout = std::chrono::milliseconds(parse_number(arg, take_value(), 86400000));
+    } else if (arg == "--tls") {
+      o.tls = parse_on_off(arg, take_value());
+    } else if (arg == "--cert") {
+      o.cert_file = take_value();
+    } else if (arg == "--key") {
+      o.key_file = take_value();
+    } else if (arg == "--tls-resumption") {
+      o.tls_session_resumption = parse_on_off(arg, take_value());
+    } else if (arg == "--no-session-resumption") {
+      if (has_value) usage_error("--no-session-resumption takes no value");
+      o.tls_session_resumption = false;
+    } else if (arg == "--handshake-timeout") {
+      o.handshake_timeout = std::chrono::milliseconds(parse_number(arg, take_value(), 86400000));
     } else {
       usage_error("unknown option '" + arg + "'");
     }
@@ -99,7 +131,21 @@ ServerOptions parse_args(int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  const ServerOptions options = parse_args(argc, argv);
+  ServerOptions options = parse_args(argc, argv);
+  if (options.tls) {
+    // Built here rather than by create_server() so that its fingerprint can
+    // be printed.
+    h2lab::tls::ContextOptions tls;
+    tls.cert_file = options.cert_file;
+    tls.key_file = options.key_file;
+    tls.session_resumption = options.tls_session_resumption;
+    auto made = h2lab::tls::Context::create(tls);
+    if (!made.context) {
+      std::fprintf(stderr, "h2lab: %s\n", made.error.c_str());
+      return 1;
+    }
+    options.tls_context = std::move(made.context);
+  }
 
   // Signals are taken by one thread with sigwait(), never by a handler, so
   // the server's threads are never interrupted (they inherit this mask).
@@ -116,11 +162,28 @@ int main(int argc, char** argv) {
   }
   const std::string& url = server->url();
   std::printf("h2lab listening on %s\n", url.c_str());
-  std::printf("  dispatch=%s engine=%s tls=off\n",
+  const char* tls_mode = "off";
+  if (options.tls) {
+    tls_mode = options.tls_session_resumption ? "on (TLS 1.2/1.3, ALPN h2)"
+                                              : "on (TLS 1.2/1.3, ALPN h2, no resumption)";
+  }
+  std::printf("  dispatch=%s engine=%s tls=%s\n",
               std::string(h2lab::server::dispatch_name(options.dispatch)).c_str(),
-              std::string(h2lab::server::engine_name(options.engine)).c_str());
-  std::printf("Try:\n  curl --http2-prior-knowledge %s\n  h2load -n 100000 -c 1 -m 100 %s\n",
-              url.c_str(), url.c_str());
+              std::string(h2lab::server::engine_name(options.engine)).c_str(), tls_mode);
+  if (options.tls) {
+    const h2lab::tls::Context& tls = *options.tls_context;
+    std::printf("  %s\n  SHA-256 fingerprint %s\n", tls.description().c_str(),
+                tls.fingerprint().c_str());
+    std::printf("Try:\n  curl -k --http2 %s\n  h2load -n 100000 -c 1 -m 100 %s\n  nghttp -v %s\n",
+                url.c_str(), url.c_str(), url.c_str());
+    std::printf("  (curl -k takes any certificate; add --pinnedpubkey %s for this one only)\n",
+                tls.public_key_pin().c_str());
+  } else {
+    std::printf(
+        "Try:\n  curl --http2-prior-knowledge %s\n  h2load -n 100000 -c 1 -m 100 %s\n"
+        "  nghttp -v %s\n",
+        url.c_str(), url.c_str(), url.c_str());
+  }
   std::printf("Stop with Ctrl-C.\n");
   std::fflush(stdout);
 

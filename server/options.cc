@@ -53,4 +53,9 @@ std::optional<EngineKind> parse_engine(std::string_view name) noexcept {
 }
 std::string engine_choices() { return choices_of(kEngineNames); }
 
+uint16_t resolved_port(const ServerOptions& options) noexcept {
+  constexpr uint16_t kDefaultTlsPort = 8443, kDefaultCleartextPort = 8080;
+  return options.port.value_or(options.tls ? kDefaultTlsPort : kDefaultCleartextPort);
+}
+
 }  // namespace h2lab::server

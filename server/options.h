@@ -6,11 +6,16 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
 
 #include "proto/connection.h"
+
+namespace h2lab::tls {
+class Context;  // tls/context.h
+}  // namespace h2lab::tls
 
 namespace h2lab::server {
 
@@ -31,7 +36,9 @@ std::string engine_choices();
 
 struct ServerOptions {
   std::string host = "127.0.0.1";  // numeric address or a name; "::1" for IPv6
-  uint16_t port = 8080;            // 0 picks a free port; url() tells which
+  // Unset: 8443 with TLS, 8080 without (resolved_port()). 0 picks a free
+  // port; url() tells which.
+  std::optional<uint16_t> port;
   Dispatch dispatch = Dispatch::kBlocking;
   EngineKind engine = EngineKind::kFull;
   // HTTP/2 settings and limits of the full engine (proto/connection.h;
@@ -58,6 +65,31 @@ struct ServerOptions {
   // Called once, from create_server(), when the socket listens; receives the
   // real URL (with the port the kernel chose when port was 0).
   std::function<void(const std::string& url)> on_listening;
+
+  // TLS (tls/, docs/TLS.md): h2 over TLS 1.2/1.3, ALPN "h2" only. Off:
+  // cleartext HTTP/2 with prior knowledge (h2c).
+  bool tls = true;
+  // PEM certificate (chain) and unencrypted key. Both empty: an ephemeral
+  // self-signed EC P-256 certificate for localhost, 127.0.0.1 and ::1,
+  // generated at start.
+  std::string cert_file;
+  std::string key_file;
+  // Session tickets and the session cache; off makes every connection a
+  // full handshake (experiments).
+  bool tls_session_resumption = true;
+  // A connection whose TLS handshake has not finished after this long is
+  // closed (a client that connects and sends nothing, or too little).
+  std::chrono::milliseconds handshake_timeout{10000};
+  // SNI hook (tls::ServerNameHook): the server name a client asked for → the
+  // context (certificate) to use, or null to keep the default. Called on the
+  // threads that serve connections; must be thread-safe and must not throw.
+  std::function<std::shared_ptr<tls::Context>(std::string_view server_name)> on_server_name;
+  // A ready TLS context, used as it is instead of the four fields above
+  // (//server:main builds it first to print its fingerprint).
+  std::shared_ptr<tls::Context> tls_context;
 };
+
+// options.port, or the default port for options.tls when it is unset.
+uint16_t resolved_port(const ServerOptions& options) noexcept;
 
 }  // namespace h2lab::server

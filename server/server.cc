@@ -8,6 +8,8 @@
 #include "server/engine_factory.h"
 #include "server/dispatcher.h"
 #include "server/listener.h"
+#include "tls/context.h"
+#include "tls/session.h"
 
 namespace h2lab::server {
 namespace {
@@ -15,12 +17,13 @@ namespace {
 
 class RunningServer final : public Server {
  public:
-  RunningServer(const ServerOptions& options, Listener listener)
+  RunningServer(const ServerOptions& options, Listener listener,
+                std::shared_ptr<tls::Context> tls)
       : options_(options),
         listener_(std::move(listener)),
+        tls_(std::move(tls)),
         context_{options_, listener_.fd,
-                 [this] { return std::make_unique<Session>(make_engine(options_),
-                                                           options_.max_output_bytes); }},
+                 [this] { return make_session(make_engine(options_)); }},
         dispatcher_(make_dispatcher(context_)) {}
 
   ~RunningServer() override {
@@ -43,8 +46,15 @@ class RunningServer final : public Server {
   }
 
  private:
+  // A Session around `engine`, behind TLS when the server speaks it.
+  std::unique_ptr<Session> make_session(std::unique_ptr<proto::Engine> engine) const {
+    return std::make_unique<Session>(std::move(engine), options_.max_output_bytes,
+                                     tls_ ? std::make_unique<tls::Session>(tls_) : nullptr);
+  }
+
   const ServerOptions options_;  // a copy: the caller's may go away
   Listener listener_;
+  std::shared_ptr<tls::Context> tls_;  // null: cleartext
   DispatchContext context_;
   std::unique_ptr<Dispatcher> dispatcher_;
   std::thread thread_;
@@ -54,10 +64,21 @@ class RunningServer final : public Server {
 }  // namespace
 
 CreateResult create_server(const ServerOptions& options) {
+  std::shared_ptr<tls::Context> tls = options.tls ? options.tls_context : nullptr;
+  if (options.tls && !tls) {
+    tls::ContextOptions o;
+    o.cert_file = options.cert_file;
+    o.key_file = options.key_file;
+    o.session_resumption = options.tls_session_resumption;
+    o.on_server_name = options.on_server_name;
+    auto made = tls::Context::create(o);
+    if (!made.context) return {nullptr, made.error};
+    tls = std::move(made.context);
+  }
   Listener listener;
   std::string error;
   if (!open_listener(options, listener, error)) return {nullptr, error};
-  auto server = std::make_unique<RunningServer>(options, listener);
+  auto server = std::make_unique<RunningServer>(options, listener, std::move(tls));
   if (options.on_listening) options.on_listening(server->url());
   server->start();
   return {std::move(server), ""};

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "proto/frame.h"
+#include "tls/session.h"
 
 namespace h2lab::server {
 namespace {
@@ -19,15 +20,67 @@ size_t bytes_to_complete_frame(std::span<const uint8_t> partial) noexcept {
 // Keep a small carry buffer across reads; give back a large one.
 constexpr size_t kKeptPartialCapacity = 4096;
 
+// Plaintext decrypted per batch before the engine parses it: a few records.
+constexpr size_t kPlaintextBatch = 4 * tls::Session::kMaxRecordPlaintext;
+
 }  // namespace
 
 Session::Session(std::unique_ptr<proto::Engine> engine, size_t max_output_bytes)
     : engine_(std::move(engine)), max_output_bytes_(max_output_bytes) {}
 
-void Session::on_data(std::span<const uint8_t> data) noexcept {
-  // TLS seam: with TLS on, `data` is ciphertext and goes through
-  // tls::Session first; its plaintext then follows the same path.
+Session::Session(std::unique_ptr<proto::Engine> engine, size_t max_output_bytes,
+                 std::unique_ptr<tls::Session> tls)
+    : engine_(std::move(engine)), max_output_bytes_(max_output_bytes), tls_(std::move(tls)) {}
 
+Session::~Session() = default;
+
+void Session::on_data(std::span<const uint8_t> data) noexcept {
+  if (tls_) {
+    on_tls_data(data);
+  } else {
+    on_plaintext(data);
+  }
+}
+
+// Ciphertext → tls::Session → plaintext batches → the same path as
+// cleartext. Every octet of `ciphertext` is taken before this returns
+// (an incomplete record waits inside tls::Session).
+void Session::on_tls_data(std::span<const uint8_t> ciphertext) noexcept {
+  // One batch buffer per thread, like the dispatchers' read buffers: the
+  // engine parses the plaintext in place and only an incomplete frame's tail
+  // is carried (partial_), as in cleartext.
+  thread_local uint8_t batch[kPlaintextBatch];
+  while (true) {
+    const auto r = tls_->read(ciphertext, batch);
+    ciphertext = ciphertext.subspan(r.consumed);
+    if (r.produced == 0) break;
+    if (fault_ == nullptr) on_plaintext({batch, r.produced});
+  }
+  if (tls_->peer_closed() && !input_closed_) {  // close_notify: the end of input
+    input_closed_ = true;
+    engine_->on_input_closed();
+  }
+  pump_tls();
+}
+
+// Engine output → tls::Session (encrypted, coalesced into full records);
+// the engine's end → close_notify.
+void Session::pump_tls() noexcept {
+  proto::OutputQueue& out = engine_->output();
+  // Above the bound the plaintext waits, by reference, in the engine's queue.
+  if (!out.empty() && tls_->output_size() < max_output_bytes_) {
+    out.consume(tls_->write(out.iovecs()));
+  }
+  if (engine_->done() && (out.empty() || !tls_->handshake_done() || tls_->failed())) {
+    tls_->close();
+  }
+}
+
+size_t Session::backlog() const noexcept {
+  return engine_->output().size() + (tls_ ? tls_->output_size() : 0);
+}
+
+void Session::on_plaintext(std::span<const uint8_t> data) noexcept {
   // Complete the carried frame first, taking from `data` only what it lacks,
   // so that the rest of `data` is parsed in place without a copy.
   while (!partial_.empty() && !data.empty() && !engine_->done()) {
@@ -50,17 +103,38 @@ void Session::on_data(std::span<const uint8_t> data) noexcept {
   }
 }
 
-void Session::on_eof() noexcept { engine_->on_input_closed(); }
-
-void Session::shutdown() noexcept { engine_->shutdown(); }
-
-std::span<const iovec> Session::pending_output() const noexcept {
-  return engine_->output().iovecs();
+void Session::on_eof() noexcept {
+  if (tls_) tls_->on_eof();  // without close_notify first: truncation, logged
+  if (!input_closed_) {
+    input_closed_ = true;
+    engine_->on_input_closed();
+  }
+  if (tls_) pump_tls();
 }
 
-size_t Session::pending_bytes() const noexcept { return engine_->output().size(); }
+void Session::shutdown() noexcept {
+  engine_->shutdown();
+  if (tls_) pump_tls();
+}
+
+std::span<const iovec> Session::pending_output() const noexcept {
+  return tls_ ? tls_->output() : engine_->output().iovecs();
+}
+
+size_t Session::pending_bytes() const noexcept {
+  return tls_ ? tls_->output_size() : engine_->output().size();
+}
 
 void Session::on_written(size_t n) noexcept {
+  if (tls_) {
+    tls_->consume_output(n);
+    pump_tls();
+    if (backlog() <= max_output_bytes_ / 2) {
+      engine_->on_output_drained();
+      pump_tls();
+    }
+    return;
+  }
   proto::OutputQueue& out = engine_->output();
   out.consume(n);
   // Low-water mark: half the bound, so that streaming bodies refill in
@@ -69,21 +143,29 @@ void Session::on_written(size_t n) noexcept {
 }
 
 bool Session::wants_read() const noexcept {
-  return fault_ == nullptr && !engine_->done() && pending_bytes() < max_output_bytes_;
+  return fault_ == nullptr && !engine_->done() && backlog() < max_output_bytes_ &&
+         (!tls_ || (!tls_->failed() && !tls_->peer_closed()));
 }
 
 bool Session::wants_close() const noexcept {
-  return fault_ != nullptr || (engine_->done() && pending_bytes() == 0);
+  if (fault_ != nullptr) return true;
+  if (tls_) return (tls_->failed() || tls_->closed()) && tls_->output_size() == 0;
+  return engine_->done() && pending_bytes() == 0;
 }
 
+bool Session::handshake_done() const noexcept { return !tls_ || tls_->handshake_done(); }
+
 const char* Session::close_reason() const noexcept {
-  return fault_ != nullptr ? fault_ : engine_->close_reason();
+  if (fault_ != nullptr) return fault_;
+  if (tls_ && tls_->failed()) return tls_->error();
+  return engine_->close_reason();
 }
 
 void Session::trim() noexcept {
   if (partial_.empty() && partial_.capacity() > kKeptPartialCapacity) {
     std::vector<uint8_t>().swap(partial_);
   }
+  if (tls_) tls_->trim();
 }
 
 }  // namespace h2lab::server

@@ -1,11 +1,13 @@
 // One connection's byte pipeline: the only place where transport security
 // and HTTP/2 meet (DESIGN.md, "The data path of one connection").
 //
-//   dispatcher ──on_data(received bytes)──► [TLS: not yet] ──► proto::Engine
-//   dispatcher ◄──pending_output()/on_written(n)── engine output queue
+//   dispatcher ──on_data(received bytes)──► [tls::Session] ──► proto::Engine
+//   dispatcher ◄──pending_output()/on_written(n)── [tls::Session] ◄── engine output queue
 //
 // A dispatcher moves bytes and asks the session what it wants next
-// (wants_read / wants_write / wants_close); it needs no protocol knowledge.
+// (wants_read / wants_write / wants_close); it needs no protocol knowledge
+// and does not know whether TLS is on — except that a handshake that is not
+// done should be bounded in time (handshake_done()).
 // Not thread-safe: one dispatcher thread drives a session at a time.
 #pragma once
 
@@ -18,6 +20,10 @@
 
 #include "proto/engine.h"
 
+namespace h2lab::tls {
+class Session;
+}  // namespace h2lab::tls
+
 namespace h2lab::server {
 
 class Session {
@@ -25,6 +31,12 @@ class Session {
   // `max_output_bytes` is the backpressure bound: with more unsent output
   // than this the session stops asking for input.
   Session(std::unique_ptr<proto::Engine> engine, size_t max_output_bytes);
+  // With TLS: on_data() takes ciphertext and pending_output() holds
+  // ciphertext; `tls` decrypts in front of the engine and encrypts its output
+  // (null: cleartext, as above).
+  Session(std::unique_ptr<proto::Engine> engine, size_t max_output_bytes,
+          std::unique_ptr<tls::Session> tls);
+  ~Session();
   Session(const Session&) = delete;
   Session& operator=(const Session&) = delete;
 
@@ -46,8 +58,13 @@ class Session {
   // Read more? False under backpressure and once the session is ending.
   bool wants_read() const noexcept;
   bool wants_write() const noexcept { return pending_bytes() != 0; }
-  // Close now: the engine is done and its last output went out.
+  // Close now: the engine is done and its last output went out (with TLS:
+  // and close_notify, or the alert that ended a failed handshake).
   bool wants_close() const noexcept;
+  // False while a TLS handshake is in progress (always true without TLS):
+  // a dispatcher closes a connection whose handshake takes longer than
+  // options.handshake_timeout.
+  bool handshake_done() const noexcept;
   // Why the connection ends abnormally ("" for a normal end), for the log.
   const char* close_reason() const noexcept;
 
@@ -55,10 +72,17 @@ class Session {
   void trim() noexcept;
 
  private:
+  void on_plaintext(std::span<const uint8_t> data) noexcept;
+  void on_tls_data(std::span<const uint8_t> ciphertext) noexcept;
+  void pump_tls() noexcept;
+  size_t backlog() const noexcept;  // unsent octets, engine and TLS together
+
   std::unique_ptr<proto::Engine> engine_;
   std::vector<uint8_t> partial_;  // an incomplete frame awaiting more bytes
   size_t max_output_bytes_;
   const char* fault_ = nullptr;  // set when the session itself gives up
+  std::unique_ptr<tls::Session> tls_;  // null: cleartext
+  bool input_closed_ = false;          // the engine was told (EOF or close_notify)
 };
 
 }  // namespace h2lab::server

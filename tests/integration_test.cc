@@ -88,9 +88,16 @@ void require_all_succeeded(const ProcessResult& r, long expected) {
 }  // namespace
 
 namespace {
+// These tests speak cleartext h2c; TLS (the default) has tls_integration_test.
+server::ServerOptions cleartext() {
+  server::ServerOptions o;
+  o.tls = false;
+  return o;
+}
+
 // Every client test runs against both engines.
 server::ServerOptions with_engine() {
-  server::ServerOptions o;
+  server::ServerOptions o = cleartext();
   o.engine = GENERATE(server::EngineKind::kFull, server::EngineKind::kMini);
   return o;
 }
@@ -131,7 +138,7 @@ TEST_CASE("the blocking dispatcher serves clients in turn") {
 
 TEST_CASE("a wrong preface is closed and the next client is served") {
   require_clients();
-  TestServer server;
+  TestServer server(cleartext());
   {
     RawClient c(server.port());
     c.send(bytes("GET / HTTP/1.1\r\nHost: localhost\r\n\r\n"));
@@ -150,7 +157,7 @@ TEST_CASE("an oversized frame is closed at its header") {
 
 TEST_CASE("an idle client is closed after the idle timeout") {
   require_clients();
-  server::ServerOptions o;
+  server::ServerOptions o = cleartext();
   o.idle_timeout = 300ms;
   TestServer server(o);
   RawClient c(server.port());
@@ -185,7 +192,7 @@ ByteString read_until_goaway(RawClient& c) {
 TEST_CASE("graceful stop: GOAWAY with the last stream id, then close") {
   const auto engine = GENERATE(server::EngineKind::kFull, server::EngineKind::kMini);
   INFO("engine " << server::engine_name(engine));
-  server::ServerOptions o;
+  server::ServerOptions o = cleartext();
   o.port = 0;
   o.engine = engine;
   auto created = server::create_server(o);
@@ -204,8 +211,8 @@ TEST_CASE("graceful stop: GOAWAY with the last stream id, then close") {
 }
 
 TEST_CASE("create_server reports a port that is taken") {
-  TestServer first;
-  server::ServerOptions o;
+  TestServer first(cleartext());
+  server::ServerOptions o = cleartext();
   o.port = first.port();
   auto second = server::create_server(o);
   CHECK_FALSE(second.server);
@@ -215,7 +222,7 @@ TEST_CASE("create_server reports a port that is taken") {
 
 TEST_CASE("IPv6 loopback") {
   require_clients();
-  server::ServerOptions o;
+  server::ServerOptions o = cleartext();
   o.host = "::1";
   TestServer server(o);
   CHECK(server.url().rfind("http://[::1]:", 0) == 0);
@@ -227,7 +234,7 @@ TEST_CASE("IPv6 loopback") {
 
 TEST_CASE("full: /bytes/10000000 arrives whole through flow control") {
   require_clients();
-  TestServer server;
+  TestServer server(cleartext());
   const auto r = run_process({"sh", "-c", "curl -sS --http2-prior-knowledge --max-time 30 " + server.url() +
                                               "bytes/10000000 | wc -c"}, 60s);
   INFO(r.output);
@@ -236,7 +243,7 @@ TEST_CASE("full: /bytes/10000000 arrives whole through flow control") {
 
 TEST_CASE("full: 1 MB /echo comes back identical") {
   require_clients();
-  TestServer server;
+  TestServer server(cleartext());
   const std::string file = std::string(std::getenv("TEST_TMPDIR") ? std::getenv("TEST_TMPDIR") : "/tmp") + "/echo.bin";
   const auto r = run_process({"sh", "-c", "head -c 1048576 /dev/urandom > " + file +
                                               " && curl -sS --http2-prior-knowledge --max-time 30 --data-binary @" + file +
@@ -247,7 +254,7 @@ TEST_CASE("full: 1 MB /echo comes back identical") {
 
 TEST_CASE("full: status codes and headers of the routes") {
   require_clients();
-  TestServer server;
+  TestServer server(cleartext());
   auto head = [&](const std::string& path, const std::vector<std::string>& extra = {}) {
     std::vector<std::string> argv = {"curl", "-sS", "--http2-prior-knowledge", "--max-time", "10", "-o", "/dev/null",
                                      "-D", "-", server.url() + path};
@@ -266,7 +273,7 @@ TEST_CASE("full: status codes and headers of the routes") {
 
 TEST_CASE("full: an HTTP/1.1 client is told to use HTTP/2") {
   require_clients();
-  TestServer server;
+  TestServer server(cleartext());
   const auto r = run_process({"curl", "-sS", "--max-time", "10", "-i", server.url()});
   INFO(r.output);
   CHECK(r.output.find("HTTP/1.1 505") == 0);
@@ -275,6 +282,6 @@ TEST_CASE("full: an HTTP/1.1 client is told to use HTTP/2") {
 
 TEST_CASE("full: h2load -n 100000 -c 10 -m 100, every request succeeds") {
   require_clients();
-  TestServer server;
+  TestServer server(cleartext());
   require_all_succeeded(run_process({"h2load", "-n", "100000", "-c", "10", "-m", "100", server.url()}, 120s), 100000);
 }

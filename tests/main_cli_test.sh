@@ -23,9 +23,18 @@ expect_usage_error "invalid value '99999' for --port" --port 99999
 expect_usage_error "invalid value '-1' for --port" --port=-1
 expect_usage_error "unknown option '--frobnicate'" --frobnicate
 expect_usage_error "--port needs a value" --port
+"$main" --help | grep -q -- '--tls on|off' || fail "--help lacks --tls"
+expect_usage_error "invalid value 'maybe' for --tls: expected on or off" --tls maybe
+expect_usage_error "invalid value 'no' for --tls-resumption: expected on or off" --tls-resumption no
+out=$("$main" --port 0 --cert "$TEST_TMPDIR/absent.pem" --key "$TEST_TMPDIR/absent.pem" 2>&1); rc=$?
+[ "$rc" -eq 1 ] || fail "--cert with a missing file exited $rc, want 1"
+grep -qF "cannot read certificate file '$TEST_TMPDIR/absent.pem': No such file or directory" <<<"$out" ||
+  fail "--cert with a missing file said: $out"
+out=$("$main" --port 0 --cert "$TEST_TMPDIR/absent.pem" 2>&1)
+grep -qF "a certificate file needs a key file (--key)" <<<"$out" || fail "--cert alone said: $out"
 
 out="$TEST_TMPDIR/main.out"
-"$main" --port 0 >"$out" 2>"$TEST_TMPDIR/main.err" &
+"$main" --port 0 --tls off >"$out" 2>"$TEST_TMPDIR/main.err" &
 pid=$!
 trap 'kill -9 $pid 2>/dev/null' EXIT
 url=""
@@ -49,6 +58,37 @@ else
   [ "$rc" -eq 0 ] || fail "exit status $rc after SIGTERM, want 0"
 fi
 grep -q "stopped" "$TEST_TMPDIR/main.err" || fail "no 'stopped' line on stderr"
+
+# TLS is the default: https, the certificate's fingerprint and pin, client lines.
+"$main" --port 0 >"$out" 2>"$TEST_TMPDIR/main.err" &
+pid=$!
+url=""
+for _ in $(seq 50); do
+  url=$(sed -n '1s/^h2lab listening on \(https:[^ ]*\)$/\1/p' "$out")
+  [ -n "$url" ] && break
+  sleep 0.1
+done
+[ -n "$url" ] || fail "no first line 'h2lab listening on https://…': $(cat "$out")"
+grep -qE "^  SHA-256 fingerprint ([0-9A-F]{2}:){31}[0-9A-F]{2}$" "$out" || fail "no fingerprint line"
+grep -qF "ephemeral self-signed certificate for localhost, 127.0.0.1, ::1" "$out" ||
+  fail "no certificate line"
+grep -qF "curl -k --http2 $url" "$out" || fail "no ready-to-paste TLS curl line"
+grep -qF "h2load -n 100000 -c 1 -m 100 $url" "$out" || fail "no ready-to-paste TLS h2load line"
+grep -qF "nghttp -v $url" "$out" || fail "no ready-to-paste nghttp line"
+body=$(curl -sS -k --http2 --max-time 10 -w '|%{http_version}' "$url")
+[ "$body" = "Hello World
+|2" ] || fail "curl -k --http2 got '$body'"
+pin=$(grep -o 'sha256//[A-Za-z0-9+/=]*' "$out")
+body=$(curl -sS -k --http2 --pinnedpubkey "$pin" --max-time 10 "$url")
+[ "$body" = "Hello World" ] || fail "curl with the printed --pinnedpubkey got '$body'"
+kill -TERM "$pid"
+for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+if kill -0 "$pid" 2>/dev/null; then
+  fail "TLS server still running 5 s after SIGTERM"
+else
+  wait "$pid"; rc=$?
+  [ "$rc" -eq 0 ] || fail "TLS server exit status $rc after SIGTERM, want 0"
+fi
 
 if [ "$failures" -ne 0 ]; then echo "$failures failure(s)"; exit 1; fi
 echo "main CLI: all checks passed"

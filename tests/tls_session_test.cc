@@ -464,10 +464,12 @@ TEST_CASE("tls: a truncated stream is an error, never a hang") {
     s.on_eof();
     CHECK_THAT(s.error(), Catch::Contains("3 octets of a record header"));
   }
-  SECTION("at a record boundary, without close_notify") {
+  SECTION("at a record boundary, without close_notify: a quiet end") {
     REQUIRE(handshake(c, s));
     s.on_eof();
-    CHECK_THAT(s.error(), Catch::Contains("without close_notify"));
+    CHECK_FALSE(s.failed());
+    CHECK_FALSE(s.peer_closed());
+    return;
   }
   SECTION("during the handshake") {
     SSL_do_handshake(c.ssl());
@@ -475,9 +477,10 @@ TEST_CASE("tls: a truncated stream is an error, never a hang") {
     s.on_eof();
     CHECK_THAT(s.error(), Catch::Contains("during the handshake"));
   }
-  SECTION("before anything") {
+  SECTION("before anything: a quiet end (a port probe)") {
     s.on_eof();
-    CHECK_THAT(s.error(), Catch::Contains("before sending anything"));
+    CHECK_FALSE(s.failed());
+    return;
   }
   // A failed session swallows input and produces nothing.
   const ByteString more(100, 0x17);

@@ -195,10 +195,12 @@ void Session::on_eof() noexcept {
   if (eof_) return;
   eof_ = true;
   if (failed() || peer_closed_ || closed_) return;  // after our close_notify, EOF is the answer
+  // Quiet ends: a peer that sent nothing (a port probe), and one that stops
+  // between records after the handshake without close_notify, as browsers
+  // and curl do — HTTP/2 frames mark their own ends (RFC 9110 §9.8).
+  if (input_octets_ == 0 || (handshake_done_ && header_have_ == 0)) return;
   char why[160];
-  if (input_octets_ == 0) {
-    std::snprintf(why, sizeof why, "TLS: the peer closed the connection before sending anything");
-  } else if (header_have_ != 0) {
+  if (header_have_ != 0) {
     const size_t length = header_have_ == kRecordHeaderSize
                               ? kRecordHeaderSize + (record_header_[3] << 8 | record_header_[4])
                               : 0;
@@ -212,11 +214,8 @@ void Session::on_eof() noexcept {
                     "TLS: the peer vanished mid-record (%zu octets of a record header received)",
                     have);
     }
-  } else if (!handshake_done_) {
-    std::snprintf(why, sizeof why, "TLS: the peer closed the connection during the handshake");
   } else {
-    std::snprintf(why, sizeof why,
-                  "TLS: the peer closed the connection without close_notify (truncation)");
+    std::snprintf(why, sizeof why, "TLS: the peer closed the connection during the handshake");
   }
   error_ = why;
 }

@@ -59,9 +59,11 @@ class Session {
   // `ciphertext` is not referenced after the call returns.
   ReadResult read(std::span<const uint8_t> ciphertext, std::span<uint8_t> plaintext) noexcept;
 
-  // The peer closed the transport: no more ciphertext will come. Without
-  // its close_notify first this is a truncation and the session fails
-  // ("mid-record" when it stopped inside a record). Idempotent.
+  // The peer closed the transport: no more ciphertext will come. Inside a
+  // record (truncation) or a handshake this fails the session; between
+  // records without close_notify, or before any input, it does not (HTTP/2
+  // frames mark their own ends, and clients often skip close_notify).
+  // Idempotent.
   void on_eof() noexcept;
 
   // Encrypts `plaintext` in order into output() and returns how many octets
