@@ -4,6 +4,7 @@
 #include <charconv>
 #include <cstring>
 #include <string_view>
+#include <tuple>
 
 namespace h2lab::proto {
 namespace {
@@ -123,6 +124,35 @@ struct Connection::Request {
   }
 };
 
+// The last request header block that decoded without changing the HPACK
+// table, and its decoded request. An identical block decodes to the same
+// fields (decoding is a function of the block and the table), so it is
+// neither decoded nor validated again: clients repeat blocks made only of
+// indexed fields (h2load, a browser reloading), and this turns their request
+// headers into one memcmp.
+struct Connection::RequestCache {
+  static constexpr size_t kMaxBlock = 256;
+  std::vector<uint8_t> block;
+  Request request;
+  bool valid = false;
+  // The route of `request`, once computed, unless it renders per request
+  // (/stats).
+  std::optional<RouteResponse> response;
+
+  const Request* find(Bytes b) const {
+    return valid && b.size() == block.size() && std::memcmp(b.data(), block.data(), b.size()) == 0
+               ? &request
+               : nullptr;
+  }
+  void store(Bytes b, const Request& r) {
+    valid = b.size() <= kMaxBlock;
+    if (!valid) return;
+    block.assign(b.begin(), b.end());
+    request = r;
+    response.reset();
+  }
+};
+
 struct Connection::Stream {
   uint32_t id = 0;
   bool remote_closed = false;  // the peer sent END_STREAM
@@ -143,7 +173,8 @@ Connection::Connection(ConnectionOptions options)
     : options_(std::move(options)),
       decoder_(hpack::Limits{options_.max_header_list_size, options_.max_header_fields,
                              options_.max_field_size, hpack::kDefaultTableSize}),
-      budget_(options_.abuse_budget) {}
+      budget_(options_.abuse_budget),
+      stats_renderer_([this] { return stats_json(); }) {}
 
 Connection::~Connection() = default;
 
@@ -157,12 +188,12 @@ size_t Connection::on_input(Bytes in) noexcept {
   while (preface_matched_ < kClientPreface.size()) {
     if (pos == in.size()) return pos;
     if (in[pos] != static_cast<uint8_t>(kClientPreface[preface_matched_])) {
-      if (!handle_http1(in)) {
+      if (!handle_http1(in.subspan(pos))) {
         // §3.4: "a GOAWAY frame MAY be omitted" — there is no connection yet.
         done_ = true;
         close_reason_ = "bad connection preface";
       }
-      return in.size();
+      return done_ ? in.size() : pos;  // not done: a request line may still be arriving
     }
     ++pos;
     if (++preface_matched_ == kClientPreface.size()) {
@@ -199,12 +230,18 @@ size_t Connection::on_input(Bytes in) noexcept {
   return done_ ? in.size() : pos;
 }
 
+// `in` starts at the first octet that differs from the preface. Returns false
+// for a bad preface; true after answering, or (not done_) while the octets so
+// far are all uppercase: a method still arriving in pieces.
 bool Connection::handle_http1(Bytes in) {
+  // A client that sent all of "PRI * HTTP/2.0" speaks HTTP/2 (badly).
+  if (preface_matched_ >= kClientPreface.find('\r')) return false;
   // An HTTP/1.x request line starts with an uppercase method and a space.
   std::string start(kClientPreface.substr(0, preface_matched_));
   start.append(reinterpret_cast<const char*>(in.data()), std::min<size_t>(in.size(), 16));
   size_t i = 0;
   while (i < start.size() && start[i] >= 'A' && start[i] <= 'Z') ++i;
+  if (i == start.size() && i < 16) return true;
   if (i < 3 || i >= start.size() || start[i] != ' ') return false;
   out_.append_ref(kHttp1Response.data(), kHttp1Response.size());
   done_ = true;
@@ -257,7 +294,8 @@ bool Connection::on_data(const FrameHeader& h, Bytes payload) {
     return connection_error(ErrorCode::kFlowControlError, "DATA beyond the connection window");
   }
   conn_recv_window_ -= d.flow_controlled_length;
-  if (h.stream_id > last_peer_stream_) {
+  // Even ids are server streams and we never push: always idle.
+  if (h.stream_id > last_peer_stream_ || h.stream_id % 2 == 0) {
     return connection_error(ErrorCode::kProtocolError, "DATA on an idle stream");  // §5.1
   }
   const auto it = streams_.find(h.stream_id);
@@ -354,14 +392,32 @@ bool Connection::on_continuation(const FrameHeader& h, Bytes payload) {
 bool Connection::on_header_block(uint32_t stream_id, Bytes block, bool end_stream) {
   const auto existing = streams_.find(stream_id);
   const bool trailers = existing != streams_.end();
-  Request request;
-  const hpack::Status status = decoder_.decode(
-      block, [&](std::string_view name, std::string_view value) {
-        request.add(name, value, trailers);
-      });
-  if (status == hpack::Status::CompressionError) {
-    return connection_error(ErrorCode::kCompressionError, decoder_.error_detail());
+  std::optional<Request> decoded_storage;  // constructed only when decoding
+  const Request* cached = trailers || !request_cache_ ? nullptr : request_cache_->find(block);
+  hpack::Status status = hpack::Status::Ok;
+  if (cached == nullptr) {
+    Request& decoded = decoded_storage.emplace();
+    const hpack::DynamicTable& table = decoder_.table();
+    const auto table_before = std::tuple(table.insert_count(), table.entry_count(), table.size());
+    status = decoder_.decode(block, [&](std::string_view name, std::string_view value) {
+      decoded.add(name, value, trailers);
+    });
+    if (status == hpack::Status::CompressionError) {
+      return connection_error(ErrorCode::kCompressionError, decoder_.error_detail());
+    }
+    if (!trailers) decoded.finish();
+    // A block that changed the table invalidates what was cached (its
+    // indexes may now name other fields). One that left the table exactly
+    // as it was will decode to the same request again: cache it.
+    const bool table_unchanged =
+        table_before == std::tuple(table.insert_count(), table.entry_count(), table.size());
+    if (!table_unchanged && request_cache_) request_cache_->valid = false;
+    if (table_unchanged && !trailers && status == hpack::Status::Ok) {
+      if (!request_cache_) request_cache_ = std::make_unique<RequestCache>();
+      request_cache_->store(block, decoded);
+    }
   }
+  const Request& request = cached != nullptr ? *cached : *decoded_storage;
   const bool too_large = status == hpack::Status::HeaderListTooLarge;
 
   if (trailers) {
@@ -395,11 +451,9 @@ bool Connection::on_header_block(uint32_t stream_id, Bytes block, bool end_strea
     }
     return spend_budget("too many oversized header lists");
   }
-  request.finish();
-  if (request.malformed == nullptr && end_stream && request.content_length.value_or(0) != 0) {
-    request.bad("content-length without a body");
-  }
-  if (request.malformed != nullptr) {
+  const bool empty_body_mismatch =
+      request.malformed == nullptr && end_stream && request.content_length.value_or(0) != 0;
+  if (request.malformed != nullptr || empty_body_mismatch) {
     reset_stream(stream_id, ErrorCode::kProtocolError);  // §8.1.1
     return !done_;
   }
@@ -408,10 +462,12 @@ bool Connection::on_header_block(uint32_t stream_id, Bytes block, bool end_strea
     reset_stream(stream_id, ErrorCode::kRefusedStream);  // §5.1.2
     return !done_;
   }
-  return start_request(stream_id, request, end_stream);
+  return start_request(stream_id, request, end_stream,
+                       cached != nullptr ? &request_cache_->response : nullptr);
 }
 
-bool Connection::start_request(uint32_t id, const Request& request, bool end_stream) {
+bool Connection::start_request(uint32_t id, const Request& request, bool end_stream,
+                               std::optional<RouteResponse>* route_memo) {
   ++counters_.streams;
   last_processed_ = id;
   // Built on the stack: a request answered at once (the common case) is
@@ -423,10 +479,15 @@ bool Connection::start_request(uint32_t id, const Request& request, bool end_str
   s.recv_window = options_.initial_window_size;
   s.expected_length = request.content_length;
   s.head = request.method == "HEAD"sv;
-  s.response = request.method == "CONNECT"sv
-                   ? RouteResponse{405, "text/plain", 0, BodyKind::kNone, {}, 0, {}}
-                   : route(request.method, request.path, request.content_length,
-                           [this] { return stats_json(); });
+  if (route_memo != nullptr && route_memo->has_value()) {
+    s.response = **route_memo;
+  } else {
+    s.response = request.method == "CONNECT"sv
+                     ? RouteResponse{405, "text/plain", 0, BodyKind::kNone, {}, 0, {}}
+                     : route(request.method, request.path, request.content_length,
+                             stats_renderer_);
+    if (route_memo != nullptr && s.response.body != BodyKind::kOwned) *route_memo = s.response;
+  }
   start_response(s);
   if (s.local_closed && s.remote_closed) return true;
   streams_.emplace(id, std::make_unique<Stream>(std::move(s)));
@@ -438,6 +499,19 @@ void Connection::start_response(Stream& s) {
   const bool echo_done = r.body == BodyKind::kEcho && s.remote_closed && s.echo.empty();
   const bool no_body = r.body == BodyKind::kNone || s.head || echo_done ||
                        (r.body == BodyKind::kStatic && r.static_body.empty());
+  const size_t small = r.body == BodyKind::kStatic ? r.static_body.size() : 0;
+  if (!no_body && small != 0 && small < kCopyBodyBelow && int64_t(small) <= conn_send_window_ &&
+      int64_t(small) <= s.send_window && small <= peer_max_frame_size_ &&
+      out_.size() < options_.output_high_water) {
+    // The common answer (Hello World): HEADERS and one small DATA frame,
+    // written back to back into the arena — one iovec, no pump loop.
+    send_headers(s.id, r, false);
+    send_data(s.id, r.static_body.data(), small, true, false);
+    conn_send_window_ -= static_cast<int64_t>(small);
+    s.send_window -= static_cast<int64_t>(small);
+    response_complete(s);
+    return;
+  }
   send_headers(s.id, r, no_body);
   if (no_body) {
     response_complete(s);
@@ -626,7 +700,7 @@ bool Connection::on_window_update(const FrameHeader& h, Bytes payload) {
   WindowUpdateFrame w;
   const FrameError e = parse_window_update(h, payload, w);
   if (!e.ok() && e.scope == ErrorScope::kConnection) return connection_error(e);
-  if (h.stream_id > last_peer_stream_) {
+  if (h.stream_id > last_peer_stream_ || (h.stream_id != 0 && h.stream_id % 2 == 0)) {
     return connection_error(ErrorCode::kProtocolError, "WINDOW_UPDATE on an idle stream");
   }
   if (!e.ok()) {
@@ -657,7 +731,7 @@ bool Connection::on_window_update(const FrameHeader& h, Bytes payload) {
 bool Connection::on_rst_stream(const FrameHeader& h, Bytes payload) {
   RstStreamFrame r;
   if (const FrameError e = parse_rst_stream(h, payload, r); !e.ok()) return connection_error(e);
-  if (h.stream_id > last_peer_stream_) {
+  if (h.stream_id > last_peer_stream_ || h.stream_id % 2 == 0) {
     return connection_error(ErrorCode::kProtocolError, "RST_STREAM on an idle stream");  // §5.1
   }
   // Rapid Reset (CVE-2023-44487): every reset costs budget.

@@ -76,6 +76,7 @@ class Connection final : public Engine {
  private:
   struct Stream;
   struct Request;
+  struct RequestCache;
 
   // Frame handlers; each returns false once the connection is failing.
   bool on_frame(const FrameHeader& h, Bytes payload);
@@ -89,7 +90,9 @@ class Connection final : public Engine {
   bool on_rst_stream(const FrameHeader& h, Bytes payload);
 
   bool on_header_block(uint32_t stream_id, Bytes block, bool end_stream);
-  bool start_request(uint32_t stream_id, const Request& request, bool end_stream);
+  // `route_memo`: where a repeated request's route is remembered, or null.
+  bool start_request(uint32_t stream_id, const Request& request, bool end_stream,
+                     std::optional<RouteResponse>* route_memo);
   void start_response(Stream& s);
   void end_of_request_body(Stream& s);
   void pump(Stream& s);
@@ -133,6 +136,7 @@ class Connection final : public Engine {
     size_t size = 0;
   };
   HeaderBlockCache header_cache_;
+  std::unique_ptr<RequestCache> request_cache_;  // created on first use
   bool table_size_changed_ = false;  // the encoder owes the peer a size update
 
   std::unordered_map<uint32_t, std::unique_ptr<Stream>> streams_;
@@ -153,6 +157,7 @@ class Connection final : public Engine {
   int64_t budget_;
   const char* close_reason_ = "";
   Counters counters_;
+  const std::function<std::string()> stats_renderer_;  // route()'s /stats hook, built once
 };
 
 }  // namespace h2lab::proto

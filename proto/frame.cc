@@ -1,5 +1,7 @@
 #include "proto/frame.h"
 
+#include <endian.h>
+
 #include <cstring>
 
 namespace h2lab::proto {
@@ -89,12 +91,13 @@ bool decode_frame_header(Bytes in, FrameHeader& out) noexcept {
 
 uint8_t* encode_frame_header(uint8_t* out, uint32_t length, FrameType type,
                              uint8_t frame_flags, uint32_t stream_id) noexcept {
-  out[0] = static_cast<uint8_t>(length >> 16);
-  out[1] = static_cast<uint8_t>(length >> 8);
-  out[2] = static_cast<uint8_t>(length);
-  out[3] = static_cast<uint8_t>(type);
+  // Two big-endian words and a byte: this runs for every frame sent.
+  const uint32_t length_and_type = htobe32((length << 8) | static_cast<uint8_t>(type));
+  const uint32_t stream = htobe32(stream_id & kStreamIdMask);
+  std::memcpy(out, &length_and_type, 4);
   out[4] = frame_flags;
-  return write_u32(out + 5, stream_id & kStreamIdMask);
+  std::memcpy(out + 5, &stream, 4);
+  return out + kFrameHeaderSize;
 }
 
 FrameError parse_data(const FrameHeader& h, Bytes payload, DataFrame& out) noexcept {

@@ -5,28 +5,28 @@
 
 namespace h2lab::proto {
 
-uint8_t* OutputQueue::append(size_t n) {
-  if (chunks_.empty() || kChunkSize - chunks_.back().used < n) {
-    Chunk c;
-    if (!spare_.empty()) {
-      c.data = std::move(spare_.back());
-      spare_.pop_back();
-    } else {
-      c.data = std::make_unique<uint8_t[]>(kChunkSize);
-    }
-    chunks_.push_back(std::move(c));
-    last_arena_end_ = nullptr;
+uint8_t* OutputQueue::append_in_new_chunk(size_t n) {
+  if (!chunks_.empty()) chunks_.back().end_seq = last_arena_seq_;
+  Chunk c;
+  if (!spare_.empty()) {
+    c.data = std::move(spare_.back());
+    spare_.pop_back();
+  } else {
+    c.data = std::make_unique<uint8_t[]>(kChunkSize);
   }
-  Chunk& c = chunks_.back();
-  uint8_t* out = c.data.get() + c.used;
-  c.used += n;
-  push_iovec(out, n, true);
-  c.end_seq = appended_seq_;
-  return out;
+  arena_next_ = c.data.get();
+  arena_limit_ = arena_next_ + kChunkSize;
+  last_arena_end_ = nullptr;
+  chunks_.push_back(std::move(c));
+  return append(n);
 }
 
 void OutputQueue::append_ref(const void* data, size_t n) {
-  if (n != 0) push_iovec(data, n, false);
+  if (n == 0) return;
+  iov_.push_back(iovec{const_cast<void*>(data), n});
+  last_arena_end_ = nullptr;
+  pending_bytes_ += n;
+  appended_seq_ += n;
 }
 
 void OutputQueue::append_copy(const void* data, size_t n) {
@@ -37,18 +37,6 @@ void OutputQueue::append_copy(const void* data, size_t n) {
     src += piece;
     n -= piece;
   }
-}
-
-void OutputQueue::push_iovec(const void* data, size_t n, bool arena) {
-  const auto* p = static_cast<const uint8_t*>(data);
-  if (arena && p == last_arena_end_ && head_ < iov_.size()) {
-    iov_.back().iov_len += n;  // contiguous with the previous arena write
-  } else {
-    iov_.push_back(iovec{const_cast<uint8_t*>(p), n});
-  }
-  last_arena_end_ = arena ? p + n : nullptr;
-  pending_bytes_ += n;
-  appended_seq_ += n;
 }
 
 void OutputQueue::consume(size_t n) noexcept {
@@ -75,21 +63,25 @@ void OutputQueue::consume(size_t n) noexcept {
   recycle_consumed_chunks();
 }
 
+void OutputQueue::reset_newest_chunk() noexcept {
+  arena_next_ = chunks_.back().data.get();
+  arena_limit_ = arena_next_ + kChunkSize;
+  last_arena_end_ = nullptr;
+}
+
 void OutputQueue::recycle_consumed_chunks() noexcept {
-  // A chunk is free once everything written into it has been consumed. The
-  // newest chunk is reset in place rather than recycled, when it is free too.
-  size_t free_count = 0;
-  while (free_count < chunks_.size() && chunks_[free_count].end_seq <= consumed_seq_) {
-    ++free_count;
+  if (chunks_.empty()) return;
+  // Older chunks are free once everything written into them is consumed;
+  // the newest one once its last arena write is.
+  size_t free_older = 0;
+  while (free_older + 1 < chunks_.size() && chunks_[free_older].end_seq <= consumed_seq_) {
+    ++free_older;
   }
-  if (free_count == 0) return;
-  if (free_count == chunks_.size()) {
-    --free_count;
-    chunks_.back().used = 0;
-    last_arena_end_ = nullptr;
+  for (size_t i = 0; i < free_older; ++i) spare_.push_back(std::move(chunks_[i].data));
+  if (free_older != 0) {
+    chunks_.erase(chunks_.begin(), chunks_.begin() + static_cast<std::ptrdiff_t>(free_older));
   }
-  for (size_t i = 0; i < free_count; ++i) spare_.push_back(std::move(chunks_[i].data));
-  chunks_.erase(chunks_.begin(), chunks_.begin() + static_cast<std::ptrdiff_t>(free_count));
+  if (chunks_.size() == 1 && last_arena_seq_ <= consumed_seq_) reset_newest_chunk();
   // Keep one spare chunk at most: memory held by an idle queue stays small.
   if (spare_.size() > 1) spare_.resize(1);
 }
@@ -100,6 +92,7 @@ void OutputQueue::release() noexcept {
   head_ = 0;
   chunks_.clear();
   spare_.clear();
+  arena_next_ = arena_limit_ = nullptr;
   last_arena_end_ = nullptr;
 }
 

@@ -30,7 +30,24 @@ class OutputQueue {
   // Appends `n` (1 ≤ n ≤ kChunkSize) arena octets to the queue and returns
   // them for the caller to fill before the next call on this queue. Adjacent
   // arena writes merge into one iovec.
-  uint8_t* append(size_t n);
+  uint8_t* append(size_t n) {
+    // The hot path (every frame header): room in the current chunk.
+    if (n <= static_cast<size_t>(arena_limit_ - arena_next_)) {
+      uint8_t* out = arena_next_;
+      if (out == last_arena_end_ && head_ < iov_.size()) {
+        iov_.back().iov_len += n;  // contiguous with the previous arena write
+      } else {
+        iov_.push_back(iovec{out, n});
+      }
+      arena_next_ += n;
+      last_arena_end_ = arena_next_;
+      pending_bytes_ += n;
+      appended_seq_ += n;
+      last_arena_seq_ = appended_seq_;
+      return out;
+    }
+    return append_in_new_chunk(n);
+  }
 
   // Appends a reference to `n` octets owned by the caller, who keeps them
   // alive and unchanged until they are consumed (static data, a shared
@@ -61,20 +78,23 @@ class OutputQueue {
  private:
   struct Chunk {
     std::unique_ptr<uint8_t[]> data;
-    size_t used = 0;
-    uint64_t end_seq = 0;  // queue offset just past its last appended byte
+    uint64_t end_seq = 0;  // queue offset just past its last byte; set when it stops taking appends
   };
 
-  void push_iovec(const void* data, size_t n, bool arena);
+  uint8_t* append_in_new_chunk(size_t n);
   void recycle_consumed_chunks() noexcept;
+  void reset_newest_chunk() noexcept;
 
   std::vector<iovec> iov_;
   size_t head_ = 0;  // first pending iovec
   size_t pending_bytes_ = 0;
-  uint64_t appended_seq_ = 0;  // total octets ever appended
-  uint64_t consumed_seq_ = 0;  // total octets ever consumed
-  std::vector<Chunk> chunks_;  // in use, oldest first; the last takes appends
+  uint64_t appended_seq_ = 0;    // total octets ever appended
+  uint64_t consumed_seq_ = 0;    // total octets ever consumed
+  uint64_t last_arena_seq_ = 0;  // appended_seq_ after the last arena write
+  std::vector<Chunk> chunks_;    // in use, oldest first; the last takes appends
   std::vector<std::unique_ptr<uint8_t[]>> spare_;
+  uint8_t* arena_next_ = nullptr;   // free space of the newest chunk
+  uint8_t* arena_limit_ = nullptr;
   const uint8_t* last_arena_end_ = nullptr;  // for merging adjacent writes
 };
 
