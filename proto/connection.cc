@@ -167,6 +167,7 @@ struct Connection::Stream {
   uint64_t body_sent = 0;
   std::vector<uint8_t> echo;  // /echo input waiting for send window
   size_t echo_sent = 0;
+  Bytes echo_input;  // during on_data only: input not yet echoed, after `echo`
 };
 
 Connection::Connection(ConnectionOptions options)
@@ -328,8 +329,12 @@ bool Connection::on_data(const FrameHeader& h, Bytes payload) {
   if (s.response.body == BodyKind::kEcho && !s.local_closed) {
     // Padding is granted back at once; the data when it leaves as echo.
     grant_window(s.id, d.flow_controlled_length - static_cast<uint32_t>(d.data.size()));
-    s.echo.insert(s.echo.end(), d.data.begin(), d.data.end());
+    // Sent straight from the input as far as the windows allow (one copy,
+    // into the output arena); only the rest is copied to wait in the stream.
+    s.echo_input = d.data;
     pump(s);
+    s.echo.insert(s.echo.end(), s.echo_input.begin(), s.echo_input.end());
+    s.echo_input = {};
     if (s.local_closed && s.remote_closed) finish_stream(s.id);
   } else {
     grant_window(s.id, d.flow_controlled_length);  // a body nobody reads
@@ -438,7 +443,10 @@ bool Connection::on_header_block(uint32_t stream_id, Bytes block, bool end_strea
 
   // §6.8: after our GOAWAY, new streams are not processed (the block was
   // still decoded to keep HPACK in sync).
-  if (goaway_sent_) return true;
+  if (goaway_sent_) {
+    if (streams_.empty()) done_ = true;  // the last stream may have ended during this block
+    return true;
+  }
   if (too_large) {
     // RFC 9113 §10.5.1 / RFC 6585: 431, then stop the request body.
     RouteResponse r;
@@ -532,8 +540,10 @@ void Connection::pump(Stream& s) {
   RouteResponse& r = s.response;
   const bool echo = r.body == BodyKind::kEcho;
   while (true) {
-    uint64_t remaining = 0;
+    uint64_t remaining = 0;   // octets of body left
+    uint64_t contiguous = 0;  // of which at `data` in one piece
     const uint8_t* data = nullptr;
+    const size_t buffered = s.echo.size() - s.echo_sent;
     switch (r.body) {
       case BodyKind::kStatic:
         remaining = r.static_body.size() - s.body_sent;
@@ -548,12 +558,15 @@ void Connection::pump(Stream& s) {
         data = reinterpret_cast<const uint8_t*>(pattern_bytes().data());
         break;
       case BodyKind::kEcho:
-        remaining = s.echo.size() - s.echo_sent;
-        data = s.echo.data() + s.echo_sent;
+        // Buffered echo first, then the input being delivered right now.
+        remaining = buffered + s.echo_input.size();
+        data = buffered != 0 ? s.echo.data() + s.echo_sent : s.echo_input.data();
+        contiguous = buffered != 0 ? buffered : s.echo_input.size();
         break;
       case BodyKind::kNone:
         break;
     }
+    if (!echo) contiguous = remaining;
     const bool body_complete = !echo || s.remote_closed;
     if (remaining == 0) {
       if (body_complete) {
@@ -565,7 +578,7 @@ void Connection::pump(Stream& s) {
     const int64_t window = std::min(conn_send_window_, s.send_window);
     if (window <= 0 || out_.size() >= options_.output_high_water) break;
     const size_t n = static_cast<size_t>(
-        std::min<uint64_t>({remaining, peer_max_frame_size_, static_cast<uint64_t>(window)}));
+        std::min<uint64_t>({contiguous, peer_max_frame_size_, static_cast<uint64_t>(window)}));
     const bool end = n == remaining && body_complete;
     // Static and pattern bodies outlive any stream; owned and echo bytes are
     // copied into the arena because the stream may end first.
@@ -574,12 +587,16 @@ void Connection::pump(Stream& s) {
     conn_send_window_ -= static_cast<int64_t>(n);
     s.send_window -= static_cast<int64_t>(n);
     if (echo) {
-      s.echo_sent += n;
-      grant_window(s.id, static_cast<uint32_t>(n));
-      if (s.echo_sent == s.echo.size()) {
-        s.echo.clear();
-        s.echo_sent = 0;
+      if (buffered != 0) {
+        s.echo_sent += n;
+        if (s.echo_sent == s.echo.size()) {
+          s.echo.clear();
+          s.echo_sent = 0;
+        }
+      } else {
+        s.echo_input = s.echo_input.subspan(n);
       }
+      grant_window(s.id, static_cast<uint32_t>(n));
     } else {
       s.body_sent += n;
     }
@@ -616,7 +633,13 @@ void Connection::pump_all() {
 }
 
 void Connection::finish_stream(uint32_t id) {
-  streams_.erase(id);
+  if (const auto it = streams_.find(id); it != streams_.end()) {
+    // §6.9: echo input that will never leave was never granted back, but the
+    // peer counted it against the connection window: return it.
+    const size_t unsent = it->second->echo.size() - it->second->echo_sent;
+    streams_.erase(it);
+    if (unsent != 0 && !done_) grant_window(0, static_cast<uint32_t>(unsent));
+  }
   if ((goaway_sent_ || peer_goaway_) && streams_.empty() && continuation_stream_ == 0) {
     done_ = true;
   }
