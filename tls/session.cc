@@ -173,7 +173,10 @@ Session::ReadResult Session::read(std::span<const uint8_t> ciphertext,
     size_t n = 0;
     if (SSL_read_ex(ssl_, plaintext.data() + produced, plaintext.size() - produced, &n) == 1) {
       produced += n;
-      continue;  // one record per call: keep going while input or decrypted data remain
+      // One record per call: go on while input or buffered data remain (a
+      // call that would only say WANT_READ is skipped).
+      if (input_.empty() && SSL_has_pending(ssl_) == 0) break;
+      continue;
     }
     const int error = SSL_get_error(ssl_, 0);
     if (error == SSL_ERROR_WANT_READ) break;  // every input octet is inside OpenSSL now
