@@ -34,41 +34,44 @@ out=$("$main" --port 0 --cert "$TEST_TMPDIR/absent.pem" 2>&1)
 grep -qF "a certificate file needs a key file (--key)" <<<"$out" || fail "--cert alone said: $out"
 
 out="$TEST_TMPDIR/main.out"
-"$main" --port 0 --tls off >"$out" 2>"$TEST_TMPDIR/main.err" &
-pid=$!
+# Starts main with "$@"; sets pid, and url from the first line, which must be
+# "h2lab listening on URL" (the bench harness reads it).
+start_main() {
+  "$main" "$@" >"$out" 2>"$TEST_TMPDIR/main.err" &
+  pid=$!
+  url=""
+  for _ in $(seq 50); do
+    url=$(sed -n '1s/^h2lab listening on \([^ ]*\)$/\1/p' "$out")
+    [ -n "$url" ] && break
+    sleep 0.1
+  done
+  [ -n "$url" ] || fail "'$*': no first line 'h2lab listening on URL': $(cat "$out")"
+}
+# SIGTERM, then a clean exit (status 0) within 5 s.
+stop_main() {
+  kill -TERM "$pid"
+  for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  if kill -0 "$pid" 2>/dev/null; then
+    fail "still running 5 s after SIGTERM"
+  else
+    wait "$pid"; rc=$?
+    [ "$rc" -eq 0 ] || fail "exit status $rc after SIGTERM, want 0"
+  fi
+}
 trap 'kill -9 $pid 2>/dev/null' EXIT
-url=""
-for _ in $(seq 50); do
-  url=$(sed -n 's/^h2lab listening on \(http:[^ ]*\)$/\1/p' "$out" | head -1)
-  [ -n "$url" ] && break
-  sleep 0.1
-done
-[ -n "$url" ] || fail "no 'h2lab listening on URL' line: $(cat "$out")"
+
+start_main --port 0 --tls off
+[[ "$url" == http://* ]] || fail "--tls off serves '$url', want http://"
 grep -qF "curl --http2-prior-knowledge $url" "$out" || fail "no ready-to-paste curl line"
 grep -qF "h2load -n 100000 -c 1 -m 100 $url" "$out" || fail "no ready-to-paste h2load line"
 body=$(curl -sS --max-time 10 --http2-prior-knowledge "$url")
 [ "$body" = "Hello World" ] || fail "curl got '$body'"
-
-kill -TERM "$pid"
-for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-if kill -0 "$pid" 2>/dev/null; then
-  fail "still running 5 s after SIGTERM"
-else
-  wait "$pid"; rc=$?
-  [ "$rc" -eq 0 ] || fail "exit status $rc after SIGTERM, want 0"
-fi
+stop_main
 grep -q "stopped" "$TEST_TMPDIR/main.err" || fail "no 'stopped' line on stderr"
 
 # TLS is the default: https, the certificate's fingerprint and pin, client lines.
-"$main" --port 0 >"$out" 2>"$TEST_TMPDIR/main.err" &
-pid=$!
-url=""
-for _ in $(seq 50); do
-  url=$(sed -n '1s/^h2lab listening on \(https:[^ ]*\)$/\1/p' "$out")
-  [ -n "$url" ] && break
-  sleep 0.1
-done
-[ -n "$url" ] || fail "no first line 'h2lab listening on https://…': $(cat "$out")"
+start_main --port 0
+[[ "$url" == https://* ]] || fail "the default serves '$url', want https://"
 grep -qE "^  SHA-256 fingerprint ([0-9A-F]{2}:){31}[0-9A-F]{2}$" "$out" || fail "no fingerprint line"
 grep -qF "ephemeral self-signed certificate for localhost, 127.0.0.1, ::1" "$out" ||
   fail "no certificate line"
@@ -81,14 +84,7 @@ body=$(curl -sS -k --http2 --max-time 10 -w '|%{http_version}' "$url")
 pin=$(grep -o 'sha256//[A-Za-z0-9+/=]*' "$out")
 body=$(curl -sS -k --http2 --pinnedpubkey "$pin" --max-time 10 "$url")
 [ "$body" = "Hello World" ] || fail "curl with the printed --pinnedpubkey got '$body'"
-kill -TERM "$pid"
-for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-if kill -0 "$pid" 2>/dev/null; then
-  fail "TLS server still running 5 s after SIGTERM"
-else
-  wait "$pid"; rc=$?
-  [ "$rc" -eq 0 ] || fail "TLS server exit status $rc after SIGTERM, want 0"
-fi
+stop_main
 
 if [ "$failures" -ne 0 ]; then echo "$failures failure(s)"; exit 1; fi
 echo "main CLI: all checks passed"

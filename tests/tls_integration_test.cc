@@ -24,6 +24,7 @@
 #include "server/server.h"
 #include "tests/support/process.h"
 #include "tests/support/server_fixture.h"
+#include "tests/tls_test_client.h"
 #include "tls/context.h"
 
 using namespace h2lab;
@@ -31,8 +32,6 @@ using namespace h2lab::testing;
 using namespace std::chrono_literals;
 
 namespace {
-
-using ByteString = std::vector<uint8_t>;
 
 server::ServerOptions tls_options() {
   server::ServerOptions o;
@@ -56,8 +55,8 @@ void require_clients() {
 
 // curl -k --http2 URL: the body, then "|http_version http_code".
 ProcessResult curl(const std::string& url, std::vector<std::string> extra = {}) {
-  std::vector<std::string> argv = {"curl", "-sS", "-k", "--http2", "--max-time", "10", "-w",
-                                   "|%{http_version} %{http_code}"};
+  std::vector<std::string> argv = {"curl",       "-sS", "-k", "--http2",
+                                   "--max-time", "10",  "-w", "|%{http_version} %{http_code}"};
   argv.insert(argv.end(), extra.begin(), extra.end());
   argv.push_back(url);
   return run_process(argv);
@@ -171,60 +170,34 @@ class RawClient {
   bool eof_ = false;
 };
 
-// An OpenSSL client whose ciphertext the test moves itself (memory BIOs over
-// a RawClient), so that it can stop anywhere — inside a record, say.
+// An OpenSSL client whose ciphertext the test moves itself over a
+// RawClient, so that it can stop anywhere — inside a record, say.
 class ByteExactTlsClient {
  public:
-  explicit ByteExactTlsClient(uint16_t port) : raw_(port) {
-    ctx_ = SSL_CTX_new(TLS_client_method());
-    ssl_ = SSL_new(ctx_);
-    in_ = BIO_new(BIO_s_mem());
-    out_ = BIO_new(BIO_s_mem());
-    BIO_set_mem_eof_return(in_, -1);
-    SSL_set_bio(ssl_, in_, out_);
-    SSL_set_connect_state(ssl_);
-    SSL_set_alpn_protos(ssl_, reinterpret_cast<const unsigned char*>("\x02h2"), 3);
-  }
-  ~ByteExactTlsClient() {
-    SSL_free(ssl_);
-    SSL_CTX_free(ctx_);
-  }
+  explicit ByteExactTlsClient(uint16_t port) : raw_(port) {}
   bool handshake() {
     for (int i = 0; i < 20; ++i) {
-      const int r = SSL_do_handshake(ssl_);
-      raw_.send(pending());
+      const int r = SSL_do_handshake(tls_.ssl());
+      raw_.send(tls_.output());
       if (r == 1) return true;
-      if (SSL_get_error(ssl_, r) != SSL_ERROR_WANT_READ) return false;
+      if (SSL_get_error(tls_.ssl(), r) != SSL_ERROR_WANT_READ) return false;
       const ByteString in = raw_.receive(1, 3s);
       if (in.empty()) return false;
-      BIO_write(in_, in.data(), static_cast<int>(in.size()));
+      tls_.input(in);
     }
     return false;
   }
   // `plaintext` as one record, not sent.
   ByteString encrypt(const std::string& plaintext) {
-    size_t n = 0;
-    REQUIRE(SSL_write_ex(ssl_, plaintext.data(), plaintext.size(), &n) == 1);
-    return pending();
+    tls_.write(ByteString(plaintext.begin(), plaintext.end()));
+    return tls_.output();
   }
   RawClient& raw() { return raw_; }
 
  private:
-  ByteString pending() {
-    ByteString out;
-    char buf[16384];
-    int n;
-    while ((n = BIO_read(out_, buf, sizeof buf)) > 0) out.insert(out.end(), buf, buf + n);
-    return out;
-  }
   RawClient raw_;
-  SSL_CTX* ctx_ = nullptr;
-  SSL* ssl_ = nullptr;
-  BIO* in_ = nullptr;
-  BIO* out_ = nullptr;
+  MemoryTlsClient tls_;
 };
-
-ByteString bytes(std::string_view s) { return ByteString(s.begin(), s.end()); }
 
 // The runfiles path of a data file of this package.
 std::string runfile(const std::string& name) {
@@ -304,8 +277,9 @@ TEST_CASE("tls: a client without h2 in ALPN is refused with a line naming its li
   TestServer server(tls_options());
   const auto r = run_process({"curl", "-sS", "-k", "--http1.1", "--max-time", "10", server.url()});
   CHECK(r.exit_code != 0);
-  CHECK(log.wait_for("client offered ALPN [http/1.1], not h2 (sent alert 'no application "
-                     "protocol')"));
+  CHECK(
+      log.wait_for("client offered ALPN [http/1.1], not h2 (sent alert 'no application "
+                   "protocol')"));
   require_served(server);
 }
 
@@ -326,8 +300,8 @@ TEST_CASE("tls: the errors a user can meet get a clear line, and the server keep
     CHECK(log.wait_for("not TLS: a plain HTTP/1 request (\"GET / HTTP/1.1\") on the TLS port"));
   }
   SECTION("cleartext h2 (prior knowledge) on the TLS port") {
-    const auto r = run_process({"curl", "-sS", "--http2-prior-knowledge", "--max-time", "10",
-                                plain_url});
+    const auto r =
+        run_process({"curl", "-sS", "--http2-prior-knowledge", "--max-time", "10", plain_url});
     CHECK(r.exit_code != 0);
     CHECK(log.wait_for("not TLS: a cleartext HTTP/2 preface (h2c) on the TLS port"));
   }
@@ -382,8 +356,9 @@ TEST_CASE("tls: the errors a user can meet get a clear line, and the server keep
   SECTION("a client that rejects our certificate") {
     const auto r = run_process({"curl", "-sS", "--http2", "--max-time", "10", server.url()});
     CHECK(r.exit_code == 60);  // curl: peer certificate cannot be authenticated
-    CHECK(log.wait_for("the peer sent alert 'unknown CA' during the handshake: it does not accept "
-                       "our certificate"));
+    CHECK(
+        log.wait_for("the peer sent alert 'unknown CA' during the handshake: it does not accept "
+                     "our certificate"));
   }
   require_served(server);
 }
@@ -393,10 +368,10 @@ TEST_CASE("tls: --cert/--key from openssl req, and the mismatched-key error") {
   const std::string dir = temp_dir();
   const std::string cert = dir + "/req_cert.pem", key = dir + "/req_key.pem";
   const std::string other_key = dir + "/req_other_key.pem";
-  const auto req = run_process(
-      {"openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-       "-keyout", key, "-out", cert, "-days", "1", "-subj", "/CN=localhost", "-addext",
-       "subjectAltName=DNS:localhost,IP:127.0.0.1"});
+  const auto req = run_process({"openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                                "ec_paramgen_curve:P-256", "-nodes", "-keyout", key, "-out", cert,
+                                "-days", "1", "-subj", "/CN=localhost", "-addext",
+                                "subjectAltName=DNS:localhost,IP:127.0.0.1"});
   INFO(req.output);
   REQUIRE(req.exit_code == 0);
   REQUIRE(run_process({"openssl", "genpkey", "-algorithm", "EC", "-pkeyopt",
@@ -455,7 +430,7 @@ TEST_CASE("tls: --tls off still serves cleartext h2c") {
   o.tls = false;
   TestServer server(o);
   REQUIRE(server.url().rfind("http://127.0.0.1:", 0) == 0);
-  const auto r = run_process({"curl", "-sS", "--http2-prior-knowledge", "--max-time", "10",
-                              server.url()});
+  const auto r =
+      run_process({"curl", "-sS", "--http2-prior-knowledge", "--max-time", "10", server.url()});
   CHECK(r.output == "Hello World\n");
 }

@@ -20,6 +20,7 @@
 #include <string>
 #include <vector>
 
+#include "tests/tls_test_client.h"
 #include "tls/context.h"
 #include "tls/session.h"
 
@@ -55,89 +56,8 @@ std::shared_ptr<tls::Context> shared_context() {
   return c;
 }
 
-struct ClientOptions {
-  std::string alpn = std::string("\x02h2", 3);  // wire format; "" offers no ALPN
-  int min_version = TLS1_2_VERSION;
-  int max_version = TLS1_3_VERSION;
-  std::string tls12_ciphers;  // OpenSSL's default when empty
-  std::string server_name;
-  SSL_SESSION* session = nullptr;  // to resume
-  bool verify = false;             // verify the server against the default trust store
-};
-
-// An OpenSSL client over two memory BIOs.
-class TestClient {
- public:
-  explicit TestClient(const ClientOptions& o = {}) {
-    ctx_ = SSL_CTX_new(TLS_client_method());
-    SSL_CTX_set_min_proto_version(ctx_, o.min_version);
-    SSL_CTX_set_max_proto_version(ctx_, o.max_version);
-    if (!o.tls12_ciphers.empty()) REQUIRE(SSL_CTX_set_cipher_list(ctx_, o.tls12_ciphers.c_str()));
-    if (o.verify) {
-      SSL_CTX_set_default_verify_paths(ctx_);
-      SSL_CTX_set_verify(ctx_, SSL_VERIFY_PEER, nullptr);
-    }
-    ssl_ = SSL_new(ctx_);
-    in_ = BIO_new(BIO_s_mem());
-    out_ = BIO_new(BIO_s_mem());
-    BIO_set_mem_eof_return(in_, -1);  // empty means "retry", not EOF
-    SSL_set_bio(ssl_, in_, out_);
-    SSL_set_connect_state(ssl_);
-    if (!o.alpn.empty()) {
-      REQUIRE(SSL_set_alpn_protos(ssl_, reinterpret_cast<const unsigned char*>(o.alpn.data()),
-                                  static_cast<unsigned>(o.alpn.size())) == 0);
-    }
-    if (!o.server_name.empty()) SSL_set_tlsext_host_name(ssl_, o.server_name.c_str());
-    if (o.session != nullptr) SSL_set_session(ssl_, o.session);
-  }
-  ~TestClient() {
-    SSL_free(ssl_);
-    SSL_CTX_free(ctx_);
-  }
-  SSL* ssl() { return ssl_; }
-
-  // What the client has written, to send to the server.
-  ByteString output() {
-    ByteString out;
-    char buf[16384];
-    int n;
-    while ((n = BIO_read(out_, buf, sizeof buf)) > 0) out.insert(out.end(), buf, buf + n);
-    return out;
-  }
-  void input(const ByteString& b) {
-    if (!b.empty()) BIO_write(in_, b.data(), static_cast<int>(b.size()));
-  }
-  // Plaintext the client can decrypt from what it was given; sets
-  // got_close_notify when the server's close_notify arrived.
-  ByteString read() {
-    ByteString out;
-    char buf[16384];
-    while (true) {
-      size_t n = 0;
-      if (SSL_read_ex(ssl_, buf, sizeof buf, &n) == 1) {
-        out.insert(out.end(), buf, buf + n);
-        continue;
-      }
-      const int e = SSL_get_error(ssl_, 0);
-      if (e == SSL_ERROR_ZERO_RETURN) got_close_notify = true;
-      if (e != SSL_ERROR_WANT_READ) last_error = e;
-      break;
-    }
-    return out;
-  }
-  void write(const ByteString& b) {
-    size_t n = 0;
-    REQUIRE(SSL_write_ex(ssl_, b.data(), b.size(), &n) == 1);
-  }
-  bool got_close_notify = false;
-  int last_error = 0;
-
- private:
-  SSL_CTX* ctx_ = nullptr;
-  SSL* ssl_ = nullptr;
-  BIO* in_ = nullptr;
-  BIO* out_ = nullptr;
-};
+using TestClient = testing::MemoryTlsClient;
+using testing::ClientOptions;
 
 // Gives the server `bytes` in pieces cut at `cuts` (ascending) and returns
 // the plaintext it produced, reading into a buffer of `buffer_size`.
