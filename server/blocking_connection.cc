@@ -12,6 +12,7 @@
 #include <climits>
 #include <cstring>
 
+#include "server/connection_deadlines.h"
 #include "server/log.h"
 
 namespace h2lab::server {
@@ -25,13 +26,17 @@ constexpr size_t kReadBufferSize = 64 * 1024;
 
 enum class Io { kDone, kTimedOut, kFailed };
 
-// Writes everything the session has pending. kTimedOut means one tick passed
-// with the socket full; `progressed` tells whether anything went out before.
+// Writes everything the session has pending (sendmsg: no SIGPIPE from a peer
+// that went away). kTimedOut means one tick passed with the socket full;
+// `progressed` tells whether anything went out before.
 Io flush(int fd, Session& session, bool& progressed) noexcept {
   progressed = false;
   while (session.wants_write()) {
     const auto iov = session.pending_output();
-    const ssize_t n = ::writev(fd, iov.data(), static_cast<int>(std::min<size_t>(iov.size(), IOV_MAX)));
+    msghdr msg{};
+    msg.msg_iov = const_cast<iovec*>(iov.data());
+    msg.msg_iovlen = std::min<size_t>(iov.size(), IOV_MAX);
+    const ssize_t n = ::sendmsg(fd, &msg, MSG_NOSIGNAL);
     if (n >= 0) {
       session.on_written(static_cast<size_t>(n));
       progressed = progressed || n > 0;
@@ -44,6 +49,18 @@ Io flush(int fd, Session& session, bool& progressed) noexcept {
   return Io::kDone;
 }
 
+// After our last byte: FIN, then read and discard until the peer's EOF or
+// the linger deadline, so that unread late input does not turn close(2) into
+// a reset.
+void linger(int fd, ConnectionDeadlines& deadlines, uint8_t* buffer, size_t size) noexcept {
+  ::shutdown(fd, SHUT_WR);
+  deadlines.begin_linger(Clock::now());
+  while (Clock::now() < deadlines.next().at) {
+    const ssize_t n = ::read(fd, buffer, size);
+    if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) return;
+  }
+}
+
 }  // namespace
 
 bool set_blocking_tick(int fd) noexcept {
@@ -53,66 +70,59 @@ bool set_blocking_tick(int fd) noexcept {
 }
 
 void serve_blocking_connection(int fd, Session& session, const ServerOptions& options,
-                               const std::atomic<bool>& stopping) noexcept {
+                               const std::atomic<bool>& stopping, bool refused) noexcept {
   thread_local uint8_t buffer[kReadBufferSize];
   const int one = 1;
   ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
   set_blocking_tick(fd);
 
-  auto last_input = Clock::now();
-  const auto accepted = last_input;  // the TLS handshake must finish in time
-  Clock::time_point write_blocked_since{};  // epoch while writes progress
-  Clock::time_point drain_deadline = Clock::time_point::max();
+  ConnectionDeadlines deadlines(options, Clock::now(), refused, session.handshake_done());
+  bool peer_eof = false;
+  bool clean_end = false;  // the session ended and its output went out: linger
   const char* end_reason = nullptr;
 
   while (true) {
-    if (drain_deadline == Clock::time_point::max() && stopping.load(std::memory_order_relaxed)) {
+    if (!deadlines.draining() && stopping.load(std::memory_order_relaxed)) {
       session.shutdown();
-      drain_deadline = Clock::now() + options.drain_timeout;
+      deadlines.begin_drain(Clock::now());
     }
     bool progressed = false;
     const Io written = flush(fd, session, progressed);
+    deadlines.on_write(Clock::now(), progressed, session.wants_write());
     if (written == Io::kFailed) break;  // the peer went away; nothing to tell it
-    if (session.wants_close()) break;
+    if (session.wants_close()) {
+      clean_end = true;
+      break;
+    }
     const auto now = Clock::now();
-    if (!session.handshake_done() && now - accepted >= options.handshake_timeout) {
-      end_reason = "TLS handshake timeout";
-      break;
-    }
-    if (now >= drain_deadline) {
-      end_reason = "drain timeout after graceful stop";
-      break;
-    }
-    if (written == Io::kTimedOut) {
-      // A tick passed with the socket full: the stall is measured from the
-      // last tick in which anything was written.
-      if (progressed || write_blocked_since == Clock::time_point{}) write_blocked_since = now;
-      if (now - write_blocked_since >= options.write_timeout) {
-        end_reason = "write timeout (peer stopped reading)";
+    if (const auto due = deadlines.next(); now >= due.at) {
+      if (due.kind != ConnectionDeadlines::Kind::kIdle) {
+        end_reason = ConnectionDeadlines::describe(due.kind);
         break;
       }
+      // Idle: a graceful stop of this connection (GOAWAY, then close).
+      log_line("closing connection: idle timeout");
+      session.shutdown();
+      deadlines.begin_drain(now);
       continue;
     }
-    write_blocked_since = {};
+    if (written == Io::kTimedOut) continue;  // the socket is full: no reading meanwhile
 
     const ssize_t n = ::read(fd, buffer, sizeof buffer);
     if (n > 0) {
       session.on_data({buffer, static_cast<size_t>(n)});
-      last_input = Clock::now();
+      deadlines.on_input(Clock::now(), session.handshake_done());
     } else if (n == 0) {
+      peer_eof = true;
       session.on_eof();
-    } else if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
-      if (Clock::now() - last_input >= options.idle_timeout) {
-        end_reason = "idle timeout";
-        break;
-      }
-    } else {
+    } else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
       session.on_eof();  // so that TLS can tell a reset inside a record
       break;             // ECONNRESET and friends
     }
   }
   if (end_reason == nullptr && *session.close_reason() != '\0') end_reason = session.close_reason();
-  if (end_reason != nullptr) log_line("closing connection: %s", end_reason);
+  if (end_reason != nullptr && *end_reason != '\0') log_line("closing connection: %s", end_reason);
+  if (clean_end && !peer_eof) linger(fd, deadlines, buffer, sizeof buffer);
   ::close(fd);
 }
 

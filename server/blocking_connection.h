@@ -20,9 +20,13 @@ bool set_blocking_tick(int fd) noexcept;
 
 // Serves `fd` until the session ends, the peer goes, a timeout fires, or the
 // drain after `stopping` became true runs out. When `stopping` becomes true
-// the session is shut down gracefully (GOAWAY) and its accepted streams are
-// finished. Closes `fd` before returning.
+// — or the connection is idle too long — the session is shut down gracefully
+// (GOAWAY) and its accepted streams are finished. After the session's last
+// byte the socket is half-closed and lingers until the peer's EOF (see
+// ConnectionDeadlines). `refused` marks a connection above the limit, served
+// by a refusing engine with a short idle timeout. Closes `fd` before
+// returning.
 void serve_blocking_connection(int fd, Session& session, const ServerOptions& options,
-                               const std::atomic<bool>& stopping) noexcept;
+                               const std::atomic<bool>& stopping, bool refused = false) noexcept;
 
 }  // namespace h2lab::server

@@ -26,7 +26,8 @@ class BlockingDispatcher final : public Dispatcher {
     while (!stopping_.load(std::memory_order_relaxed)) {
       const int fd = ::accept4(context_.listen_fd, nullptr, nullptr, SOCK_CLOEXEC);
       if (fd < 0) {
-        if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR || errno == ECONNABORTED) {
+        if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR || errno == ECONNABORTED ||
+            errno == EINVAL) {  // EINVAL: Server::stop() shut the listener down
           continue;
         }
         log_line("accept failed: %s", std::strerror(errno));

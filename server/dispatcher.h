@@ -8,6 +8,8 @@
 #include <memory>
 #include <string>
 
+#include "proto/engine.h"
+#include "server/connection_limit.h"
 #include "server/options.h"
 #include "server/session.h"
 
@@ -19,6 +21,10 @@ struct DispatchContext {
   int listen_fd = -1;  // owned by the server; the dispatcher never closes it
   // A fresh Session (engine included) for each accepted connection.
   std::function<std::unique_ptr<Session>()> new_session;
+  // A Session around a given engine, with everything else (TLS) as
+  // new_session() would set it up: how a client above the connection limit
+  // is refused over TLS too. When empty, a plain Session.
+  std::function<std::unique_ptr<Session>(std::unique_ptr<proto::Engine>)> session_with_engine;
 };
 
 class Dispatcher {
@@ -31,12 +37,22 @@ class Dispatcher {
   // let accepted streams finish (up to options.drain_timeout). Thread-safe;
   // returns at once.
   virtual void stop() noexcept = 0;
+  // Connections served and refused so far (server/connection_limit.h).
+  // Thread-safe.
+  virtual ConnectionCounts counts() const noexcept { return {}; }
 };
 
 // Returns the dispatcher the options name.
 std::unique_ptr<Dispatcher> make_dispatcher(const DispatchContext& context);
 
+// Why the dispatcher the options name cannot run on this machine (io_uring
+// unavailable, SQPOLL refused), or "" when it can. create_server() reports it.
+std::string dispatcher_unavailable(const ServerOptions& options);
+
 // Each dispatcher's factory, defined in its own file.
 std::unique_ptr<Dispatcher> make_blocking_dispatcher(const DispatchContext& context);
+std::unique_ptr<Dispatcher> make_threaded_dispatcher(const DispatchContext& context);
+std::unique_ptr<Dispatcher> make_epoll_dispatcher(const DispatchContext& context);
+std::unique_ptr<Dispatcher> make_uring_dispatcher(const DispatchContext& context);
 
 }  // namespace h2lab::server

@@ -27,7 +27,52 @@ std::string format_url(const sockaddr_storage& addr) {
   return "http://" + std::string(host) + ":" + std::to_string(port) + "/";
 }
 
+// With SO_REUSEPORT a bind succeeds next to another reuseport socket of the
+// same user: try the port without it first (port 0 is always free).
+bool port_is_free(const addrinfo* ai, int& error_number) {
+  error_number = 0;
+  const auto* sa = ai->ai_addr;
+  const uint16_t port = sa->sa_family == AF_INET6
+                            ? reinterpret_cast<const sockaddr_in6*>(sa)->sin6_port
+                            : reinterpret_cast<const sockaddr_in*>(sa)->sin_port;
+  if (port == 0) return true;
+  const int probe = ::socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
+  if (probe < 0) return true;  // the real bind will tell
+  const int one = 1;
+  ::setsockopt(probe, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  const bool free = ::bind(probe, ai->ai_addr, ai->ai_addrlen) == 0;
+  error_number = errno;
+  if (free) error_number = 0;
+  ::close(probe);
+  return free;
+}
+
 }  // namespace
+
+bool listener_uses_reuseport(const ServerOptions& options) {
+  return (options.dispatch == Dispatch::kEpoll || options.dispatch == Dispatch::kUring) &&
+         options.listener_mode == ListenerMode::kReuseport && resolved_threads(options) > 1;
+}
+
+int open_reuseport_sibling(int listen_fd, int backlog, std::string& error) {
+  sockaddr_storage bound{};
+  socklen_t len = sizeof bound;
+  if (::getsockname(listen_fd, reinterpret_cast<sockaddr*>(&bound), &len) != 0) {
+    error = std::string("getsockname: ") + std::strerror(errno);
+    return -1;
+  }
+  const int fd = ::socket(bound.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  const int one = 1;
+  if (fd < 0 || ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
+      ::setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0 ||
+      ::bind(fd, reinterpret_cast<sockaddr*>(&bound), len) != 0 || ::listen(fd, backlog) != 0) {
+    error = "cannot open another SO_REUSEPORT listener on " + format_url(bound) + ": " +
+            std::strerror(errno);
+    if (fd >= 0) ::close(fd);
+    return -1;
+  }
+  return fd;
+}
 
 bool open_listener(const ServerOptions& options, Listener& out, std::string& error) {
   const std::string where = options.host + " port " + std::to_string(resolved_port(options));
@@ -50,6 +95,14 @@ bool open_listener(const ServerOptions& options, Listener& out, std::string& err
     }
     const int one = 1;
     ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (listener_uses_reuseport(options)) {
+      if (!port_is_free(ai, last_errno) ||
+          ::setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0) {
+        if (last_errno == 0) last_errno = errno;
+        ::close(fd);
+        continue;
+      }
+    }
     if (::bind(fd, ai->ai_addr, ai->ai_addrlen) != 0 ||
         ::listen(fd, options.listen_backlog) != 0) {
       last_errno = errno;

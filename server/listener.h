@@ -18,4 +18,17 @@ struct Listener {
 // the host and port.
 bool open_listener(const ServerOptions& options, Listener& out, std::string& error);
 
+// True when the dispatcher the options name gives each of its threads an
+// SO_REUSEPORT listener of its own (epoll, uring with --epoll-listener
+// reuseport): open_listener() then binds the server's listener with
+// SO_REUSEPORT — after checking that no other socket holds the port, since
+// a second reuseport server of the same user would otherwise silently share
+// it.
+bool listener_uses_reuseport(const ServerOptions& options);
+
+// Another SO_REUSEPORT listener on the address `listen_fd` is bound to (the
+// kernel spreads new connections across the group). Returns the new fd, or
+// -1 with a message in `error`.
+int open_reuseport_sibling(int listen_fd, int backlog, std::string& error);
+
 }  // namespace h2lab::server

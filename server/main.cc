@@ -25,7 +25,12 @@ Options:
   --host HOST            address to listen on (default 127.0.0.1; ::1 for IPv6)
   --port PORT            TCP port, 0 picks a free one (default 8443, or 8080
                          with --tls off)
-  --dispatch NAME        how connections are served: %s (default blocking)
+  --dispatch NAME        how connections are served: %s (default epoll)
+  --threads N            epoll/uring loop threads, 0 = one per CPU (default 0)
+  --epoll-listener MODE  epoll/uring: reuseport (one listener per thread) or
+                         exclusive (one shared listener) (default reuseport)
+  --uring-sqpoll         uring: a kernel thread polls the submission queues
+  --max-connections N    above this, clients get GOAWAY "server full" (default 10000)
   --engine NAME          HTTP/2 engine: %s (default full)
   --idle-timeout MS      close a connection silent this long (default 10000)
   --tls on|off           h2 over TLS 1.2/1.3 with ALPN, or cleartext h2c with
@@ -106,6 +111,20 @@ ServerOptions parse_args(int argc, char** argv) {
                     h2lab::server::engine_choices());
       }
       o.engine = *e;
+    } else if (arg == "--threads") {
+      o.threads = static_cast<unsigned>(parse_number(arg, take_value(), 1024));
+    } else if (arg == "--epoll-listener") {
+      const auto m = h2lab::server::parse_listener_mode(take_value());
+      if (!m) {
+        usage_error("unknown mode '" + value + "' for --epoll-listener; valid: " +
+                    h2lab::server::listener_mode_choices());
+      }
+      o.listener_mode = *m;
+    } else if (arg == "--uring-sqpoll") {
+      if (has_value) usage_error("--uring-sqpoll takes no value");
+      o.uring_sqpoll = true;
+    } else if (arg == "--max-connections") {
+      o.max_connections = parse_number(arg, take_value(), 10000000);
     } else if (arg == "--idle-timeout") {
       o.idle_timeout = std::chrono::milliseconds(parse_number(arg, take_value(), 86400000));
     } else if (arg == "--tls") {

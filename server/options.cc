@@ -1,6 +1,10 @@
 #include "server/options.h"
 
+#include <sched.h>
+
+#include <algorithm>
 #include <array>
+#include <thread>
 #include <utility>
 
 namespace h2lab::server {
@@ -9,7 +13,12 @@ namespace {
 template <typename Enum, size_t N>
 using NameTable = std::array<std::pair<Enum, std::string_view>, N>;
 
-constexpr NameTable<Dispatch, 1> kDispatchNames = {{{Dispatch::kBlocking, "blocking"}}};
+constexpr NameTable<Dispatch, 4> kDispatchNames = {{{Dispatch::kBlocking, "blocking"},
+                                                    {Dispatch::kThreaded, "threaded"},
+                                                    {Dispatch::kEpoll, "epoll"},
+                                                    {Dispatch::kUring, "uring"}}};
+constexpr NameTable<ListenerMode, 2> kListenerModeNames = {
+    {{ListenerMode::kReuseport, "reuseport"}, {ListenerMode::kExclusive, "exclusive"}}};
 constexpr NameTable<EngineKind, 2> kEngineNames = {
     {{EngineKind::kFull, "full"}, {EngineKind::kMini, "mini"}}};
 
@@ -46,6 +55,23 @@ std::optional<Dispatch> parse_dispatch(std::string_view name) noexcept {
   return parse_name(kDispatchNames, name);
 }
 std::string dispatch_choices() { return choices_of(kDispatchNames); }
+
+std::string_view listener_mode_name(ListenerMode m) noexcept {
+  return name_of(kListenerModeNames, m);
+}
+std::optional<ListenerMode> parse_listener_mode(std::string_view name) noexcept {
+  return parse_name(kListenerModeNames, name);
+}
+std::string listener_mode_choices() { return choices_of(kListenerModeNames); }
+
+unsigned resolved_threads(const ServerOptions& options) noexcept {
+  if (options.threads != 0) return options.threads;
+  cpu_set_t cpus;
+  if (sched_getaffinity(0, sizeof cpus, &cpus) == 0 && CPU_COUNT(&cpus) > 0) {
+    return static_cast<unsigned>(CPU_COUNT(&cpus));
+  }
+  return std::max(1u, std::thread::hardware_concurrency());
+}
 
 std::string_view engine_name(EngineKind e) noexcept { return name_of(kEngineNames, e); }
 std::optional<EngineKind> parse_engine(std::string_view name) noexcept {

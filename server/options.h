@@ -20,7 +20,12 @@ class Context;  // tls/context.h
 namespace h2lab::server {
 
 // How connections are served (see docs/ARCHITECTURE.md).
-enum class Dispatch { kBlocking };
+enum class Dispatch { kBlocking, kThreaded, kEpoll, kUring };
+
+// How the epoll and uring dispatchers' threads share the listening port:
+// one SO_REUSEPORT listener per thread (the kernel spreads connections), or
+// the one listener shared by all (epoll: EPOLLEXCLUSIVE wakes one thread).
+enum class ListenerMode { kReuseport, kExclusive };
 
 // Which HTTP/2 engine answers: the seed's simplified one is the baseline.
 enum class EngineKind { kFull, kMini };
@@ -28,7 +33,15 @@ enum class EngineKind { kFull, kMini };
 // Name ↔ value tables, used for parsing, --help and error messages.
 std::string_view dispatch_name(Dispatch d) noexcept;
 std::optional<Dispatch> parse_dispatch(std::string_view name) noexcept;
-std::string dispatch_choices();  // "blocking" (comma-separated when several)
+std::string dispatch_choices();  // "blocking, threaded, epoll, uring"
+
+std::string_view listener_mode_name(ListenerMode m) noexcept;
+std::optional<ListenerMode> parse_listener_mode(std::string_view name) noexcept;
+std::string listener_mode_choices();
+
+struct ServerOptions;
+// options.threads, or when 0 the number of CPUs this process may run on.
+unsigned resolved_threads(const ServerOptions& options) noexcept;
 
 std::string_view engine_name(EngineKind e) noexcept;
 std::optional<EngineKind> parse_engine(std::string_view name) noexcept;
@@ -39,7 +52,7 @@ struct ServerOptions {
   // Unset: 8443 with TLS, 8080 without (resolved_port()). 0 picks a free
   // port; url() tells which.
   std::optional<uint16_t> port;
-  Dispatch dispatch = Dispatch::kBlocking;
+  Dispatch dispatch = Dispatch::kEpoll;
   EngineKind engine = EngineKind::kFull;
   // HTTP/2 settings and limits of the full engine (proto/connection.h;
   // defaults and reasons in docs/LIMITS.md). output_high_water and
@@ -61,6 +74,17 @@ struct ServerOptions {
   size_t max_output_bytes = 512 * 1024;
   // listen(2) backlog; the kernel clamps it to net.core.somaxconn.
   int listen_backlog = 4096;
+
+  // Reactor (epoll) or proactor (uring) threads; 0 = one per CPU this
+  // process may run on (sched_getaffinity, so `taskset -c 0` gives 1).
+  unsigned threads = 0;
+  ListenerMode listener_mode = ListenerMode::kReuseport;
+  // uring: a kernel thread polls the submission queue (IORING_SETUP_SQPOLL).
+  bool uring_sqpoll = false;
+  // Connections served at once (threaded, epoll, uring); a client above the
+  // limit gets SETTINGS and GOAWAY "server full", then a close. The Envoy
+  // edge guide's default.
+  size_t max_connections = 10000;
 
   // Called once, from create_server(), when the socket listens; receives the
   // real URL (with the port the kernel chose when port was 0).

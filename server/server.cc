@@ -1,5 +1,6 @@
 #include "server/server.h"
 
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <mutex>
@@ -23,7 +24,10 @@ class RunningServer final : public Server {
         listener_(std::move(listener)),
         tls_(std::move(tls)),
         context_{options_, listener_.fd,
-                 [this] { return make_session(make_engine(options_)); }},
+                 [this] { return make_session(make_engine(options_)); },
+                 [this](std::unique_ptr<proto::Engine> engine) {
+                   return make_session(std::move(engine));
+                 }},
         dispatcher_(make_dispatcher(context_)) {}
 
   ~RunningServer() override {
@@ -38,7 +42,12 @@ class RunningServer final : public Server {
 
   const std::string& url() const noexcept override { return listener_.url; }
 
-  void stop() noexcept override { dispatcher_->stop(); }
+  void stop() noexcept override {
+    dispatcher_->stop();
+    // Accept nothing more: clients still in the backlog are reset now, and
+    // new ones refused, rather than left waiting for the drain to end.
+    ::shutdown(listener_.fd, SHUT_RD);
+  }
 
   void wait() noexcept override {
     std::lock_guard lock(join_mutex_);
@@ -64,6 +73,7 @@ class RunningServer final : public Server {
 }  // namespace
 
 CreateResult create_server(const ServerOptions& options) {
+  if (std::string why = dispatcher_unavailable(options); !why.empty()) return {nullptr, why};
   std::shared_ptr<tls::Context> tls = options.tls ? options.tls_context : nullptr;
   if (options.tls && !tls) {
     tls::ContextOptions o;

@@ -1,0 +1,88 @@
+#include "server/accept.h"
+
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+
+#include "proto/refuse_engine.h"
+#include "server/log.h"
+
+namespace h2lab::server {
+namespace {
+
+// For conditions a flood can repeat thousands of times a second.
+bool first_this_second(std::atomic<int64_t>& last) noexcept {
+  const int64_t now = std::chrono::duration_cast<std::chrono::seconds>(
+                          std::chrono::steady_clock::now().time_since_epoch())
+                          .count();
+  return last.exchange(now, std::memory_order_relaxed) != now;
+}
+
+}  // namespace
+
+std::optional<NewConnection> admit_connection(int fd, ConnectionLimit& limit,
+                                              const DispatchContext& context) {
+  const Admission admission = limit.admit();
+  AdmissionSlot slot(limit, admission);
+  if (admission == Admission::kDrop) {
+    static std::atomic<int64_t> last_logged{0};
+    if (first_this_second(last_logged)) {
+      log_line("server full and %zu refusals in progress: closing a new connection at once",
+               ConnectionLimit::kMaxRefusing);
+    }
+    ::close(fd);
+    return std::nullopt;
+  }
+  const int one = 1;
+  ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  std::unique_ptr<Session> session;
+  if (admission == Admission::kServe) {
+    session = context.new_session();
+  } else if (context.session_with_engine) {
+    session = context.session_with_engine(std::make_unique<proto::RefuseEngine>());
+  } else {
+    session = std::make_unique<Session>(std::make_unique<proto::RefuseEngine>(),
+                                        context.options.max_output_bytes);
+  }
+  if (!session) {
+    log_line("no session for a new connection: closing it");
+    ::close(fd);
+    return std::nullopt;
+  }
+  return NewConnection{fd, std::move(session), std::move(slot)};
+}
+
+AcceptFailure classify_accept_error(int error_number) noexcept {
+  switch (error_number) {
+    case EAGAIN:
+#if EAGAIN != EWOULDBLOCK
+    case EWOULDBLOCK:
+#endif
+      return AcceptFailure::kEmpty;
+    case EINVAL:
+      return AcceptFailure::kClosed;
+    case EMFILE:
+    case ENFILE:
+    case ENOBUFS:
+    case ENOMEM: {
+      static std::atomic<int64_t> last_logged{0};
+      if (first_this_second(last_logged)) {
+        log_line("accept failed: %s; pausing accepts for %d ms", std::strerror(error_number),
+                 kAcceptPauseMs);
+      }
+      return AcceptFailure::kExhausted;
+    }
+    default:
+      // ECONNABORTED, EINTR, EPROTO, EPERM (firewall) and the network errors
+      // accept(2) passes on for the new socket: that one connection failed.
+      return AcceptFailure::kRetry;
+  }
+}
+
+}  // namespace h2lab::server

@@ -1,0 +1,411 @@
+// `epoll`: N reactor threads (the seed's `:async`), each with its own epoll
+// instance, its own listener (SO_REUSEPORT) or a share of one (EPOLLEXCLUSIVE),
+// its own connections, timer wheel and 64 KiB read buffer.
+//
+// One loop turn:
+//   epoll_wait (timeout: the next timer tick; 0 when work is left over)
+//   listener ready  → accept a batch, admit (limit), register edge-triggered
+//   socket readable → read into the reactor's buffer until EAGAIN (or a short
+//                     read without RDHUP), Session::on_data after each read;
+//                     stop early while the session refuses input (backpressure)
+//   socket writable → mark for writing
+//   then, per connection touched this turn: one sendmsg carrying everything
+//   the turn produced; EPOLLOUT is registered only while output is pending
+//   then the timer wheel: idle → GOAWAY, write/drain/linger → close
+// Sessions never keep pointers into the read buffer, so connections hold no
+// read buffer of their own; trim() after each turn keeps idle ones small.
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <climits>
+#include <cstdint>
+#include <cstring>
+#include <memory>
+#include <vector>
+
+#include "server/accept.h"
+#include "server/connection_table.h"
+#include "server/dispatcher.h"
+#include "server/log.h"
+#include "server/loop_connection.h"
+#include "server/loop_group.h"
+
+namespace h2lab::server {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+constexpr size_t kReadBufferSize = 64 * 1024;
+// Reads per connection per turn before the others get their turn (1 MiB).
+constexpr int kMaxReadsPerTurn = 16;
+constexpr int kAcceptBatch = 64;
+constexpr int kMaxEvents = 256;
+
+// epoll_event.data.u64 for the two non-connection fds; connection ids are
+// never 0 or ~0.
+constexpr uint64_t kListenerKey = 0;
+constexpr uint64_t kWakeKey = ~uint64_t{0};
+
+struct Conn : LoopConnection {
+  using LoopConnection::LoopConnection;
+  bool readable = true;      // no EAGAIN since the last edge
+  bool rdhup = false;        // the peer's FIN was signalled: read to EOF
+  bool writable = true;      // no short write since the last EPOLLOUT
+  bool out_registered = false;
+  bool queued = false;       // in this turn's write list
+};
+
+class EpollDispatcher;
+
+class Reactor {
+ public:
+  Reactor(EpollDispatcher& d, unsigned index);
+  ~Reactor();
+  void loop();
+
+ private:
+  using Id = ConnectionTable<Conn>::Id;
+
+  void on_event(const epoll_event& ev);
+  void accept_batch();
+  void add(NewConnection nc);
+  void read_from(Id id, Conn& c);
+  void write_to(Id id, Conn& c);
+  void end_cleanly(Id id, Conn& c);
+  void close(Id id, Conn& c);
+  void queue_write(Id id, Conn& c);
+  void begin_stop();
+  void set_events(Conn& c, bool want_out);
+  void set_accepting(bool on);
+  int wait_timeout_ms(Clock::time_point now) const;
+
+  EpollDispatcher& d_;
+  const ServerOptions& options_;
+  const int listen_fd_;
+  const int wake_fd_;
+  int epfd_ = -1;
+  bool accepting_ = false;
+  bool draining_ = false;
+  Clock::time_point accept_resume_at_ = Clock::time_point::max();
+  Clock::time_point now_;
+  ConnectionTable<Conn> conns_;
+  TimerWheel wheel_;
+  std::vector<Id> write_list_;  // connections to write to at the end of this turn
+  std::vector<Id> read_again_;  // readable connections whose turn ended early
+  std::unique_ptr<uint8_t[]> buffer_;
+};
+
+class EpollDispatcher final : public Dispatcher {
+ public:
+  explicit EpollDispatcher(const DispatchContext& context)
+      : context_(context), limit_(context.options.max_connections), group_(context) {}
+
+  void run() override {
+    group_.run([this](unsigned i) { Reactor(*this, i).loop(); });
+  }
+  void stop() noexcept override { group_.stop(); }
+  ConnectionCounts counts() const noexcept override { return limit_.counts(); }
+
+ private:
+  friend class Reactor;
+  const DispatchContext& context_;
+  ConnectionLimit limit_;
+  LoopGroup group_;
+};
+
+Reactor::Reactor(EpollDispatcher& d, unsigned index)
+    : d_(d),
+      options_(d.context_.options),
+      listen_fd_(d.group_.listener(index)),
+      wake_fd_(d.group_.wake_fd(index)),
+      now_(Clock::now()),
+      wheel_(make_loop_timer_wheel(now_)),
+      buffer_(new uint8_t[kReadBufferSize]) {
+  epfd_ = ::epoll_create1(EPOLL_CLOEXEC);
+  epoll_event wake{};
+  wake.events = EPOLLIN;
+  wake.data.u64 = kWakeKey;
+  if (epfd_ < 0 || ::epoll_ctl(epfd_, EPOLL_CTL_ADD, wake_fd_, &wake) != 0) {
+    log_line("epoll reactor %u: cannot set up: %s", index, std::strerror(errno));
+  }
+  set_accepting(true);
+}
+
+Reactor::~Reactor() {
+  for (Id id : conns_.ids()) close(id, *conns_.find(id));
+  if (epfd_ >= 0) ::close(epfd_);
+}
+
+void Reactor::set_accepting(bool on) {
+  if (on == accepting_) return;
+  // The listener is level-triggered: a batch left in the backlog reports
+  // again. Shared by all reactors, it wakes one of them (EPOLLEXCLUSIVE).
+  epoll_event ev{};
+  ev.events = EPOLLIN;
+  if (d_.group_.shared_listener() && d_.group_.size() > 1) ev.events |= EPOLLEXCLUSIVE;
+  ev.data.u64 = kListenerKey;
+  if (::epoll_ctl(epfd_, on ? EPOLL_CTL_ADD : EPOLL_CTL_DEL, listen_fd_, &ev) == 0) accepting_ = on;
+}
+
+int Reactor::wait_timeout_ms(Clock::time_point now) const {
+  if (!read_again_.empty() || !write_list_.empty()) return 0;
+  Clock::duration wait = Clock::duration::max();
+  if (const auto next = wheel_.until_next(now)) wait = *next;
+  if (accept_resume_at_ != Clock::time_point::max()) {
+    wait = std::min(wait, std::max(Clock::duration::zero(), accept_resume_at_ - now));
+  }
+  if (wait == Clock::duration::max()) return -1;
+  // Round up: waking before the tick would only wake again.
+  return static_cast<int>(std::chrono::ceil<std::chrono::milliseconds>(wait).count());
+}
+
+void Reactor::loop() {
+  epoll_event events[kMaxEvents];
+  while (true) {
+    if (d_.group_.stopping() && !draining_) begin_stop();
+    if (draining_ && conns_.empty()) break;
+
+    const int n = ::epoll_wait(epfd_, events, kMaxEvents, wait_timeout_ms(Clock::now()));
+    if (n < 0 && errno != EINTR) {
+      log_line("epoll_wait: %s", std::strerror(errno));
+      break;
+    }
+    now_ = Clock::now();
+    for (int i = 0; i < n; ++i) on_event(events[i]);
+
+    std::vector<Id> again;
+    again.swap(read_again_);
+    for (Id id : again) {
+      if (Conn* c = conns_.find(id)) read_from(id, *c);
+    }
+    std::vector<Id> writes;
+    writes.swap(write_list_);
+    for (Id id : writes) {
+      if (Conn* c = conns_.find(id)) {
+        c->queued = false;
+        write_to(id, *c);
+      }
+    }
+
+    wheel_.expire(now_, [this](TimerWheel::Node& node) {
+      Conn* c = conns_.find(node.key);
+      if (c == nullptr) return;
+      switch (on_timeout(*c, wheel_, now_)) {
+        case TimeoutAction::kNone:
+          break;
+        case TimeoutAction::kGoaway:
+          queue_write(node.key, *c);
+          break;
+        case TimeoutAction::kClose:
+          close(node.key, *c);
+          break;
+      }
+    });
+    if (!draining_ && now_ >= accept_resume_at_) {
+      accept_resume_at_ = Clock::time_point::max();
+      set_accepting(true);
+    }
+  }
+}
+
+void Reactor::on_event(const epoll_event& ev) {
+  if (ev.data.u64 == kWakeKey) {
+    uint64_t count;
+    [[maybe_unused]] const ssize_t n = ::read(wake_fd_, &count, sizeof count);
+    return;  // the loop looks at stopping()
+  }
+  if (ev.data.u64 == kListenerKey) {
+    if (accepting_) accept_batch();
+    return;
+  }
+  Conn* c = conns_.find(ev.data.u64);
+  if (c == nullptr) return;  // closed earlier in this batch
+  if (ev.events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
+    c->readable = true;
+    c->rdhup = c->rdhup || (ev.events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) != 0;
+  }
+  if (ev.events & (EPOLLOUT | EPOLLHUP | EPOLLERR)) {
+    c->writable = true;
+    queue_write(ev.data.u64, *c);
+  }
+  if (c->readable) read_from(ev.data.u64, *c);
+}
+
+void Reactor::accept_batch() {
+  for (int i = 0; i < kAcceptBatch; ++i) {
+    const int fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0) {
+      const AcceptFailure f = classify_accept_error(errno);
+      if (f == AcceptFailure::kRetry) continue;
+      if (f == AcceptFailure::kClosed) set_accepting(false);  // stopping: no resume
+      if (f == AcceptFailure::kExhausted) {
+        set_accepting(false);
+        accept_resume_at_ = now_ + std::chrono::milliseconds(kAcceptPauseMs);
+      }
+      return;
+    }
+    if (std::optional<NewConnection> nc = admit_connection(fd, d_.limit_, d_.context_)) {
+      add(std::move(*nc));
+    }
+  }
+}
+
+void Reactor::add(NewConnection nc) {
+  const int fd = nc.fd;
+  auto owned = std::make_unique<Conn>(std::move(nc), options_, now_);
+  Conn& c = *owned;
+  const Id id = conns_.add(std::move(owned));
+  c.timer.key = id;
+  epoll_event ev{};
+  ev.events = EPOLLIN | EPOLLRDHUP | EPOLLET;
+  ev.data.u64 = id;
+  if (::epoll_ctl(epfd_, EPOLL_CTL_ADD, fd, &ev) != 0) {
+    log_line("epoll_ctl: %s: closing a new connection", std::strerror(errno));
+    close(id, c);
+    return;
+  }
+  schedule_timeout(c, wheel_);
+  if (draining_) {
+    c.session->shutdown();
+    c.deadlines.begin_drain(now_);
+  }
+  // Clients speak first: the preface is usually there already.
+  read_again_.push_back(id);
+  queue_write(id, c);
+}
+
+void Reactor::read_from(Id id, Conn& c) {
+  for (int reads = 0; c.readable; ++reads) {
+    if (!c.lingering && !c.session->wants_read()) break;  // backpressure: resumed after a write
+    if (reads == kMaxReadsPerTurn) {
+      read_again_.push_back(id);
+      break;
+    }
+    const ssize_t n = ::read(c.fd, buffer_.get(), kReadBufferSize);
+    if (n > 0) {
+      if (!c.lingering) {
+        c.session->on_data({buffer_.get(), static_cast<size_t>(n)});
+        c.deadlines.on_input(now_, c.session->handshake_done());
+      }
+      // A short read emptied the socket; more data will raise a new edge.
+      // Not so for the FIN: once RDHUP was seen, read on to the EOF.
+      if (static_cast<size_t>(n) < kReadBufferSize && !c.rdhup) c.readable = false;
+    } else if (n == 0) {
+      c.readable = false;
+      c.peer_eof = true;
+      if (c.lingering) {
+        close(id, c);
+        return;
+      }
+      c.session->on_eof();
+    } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
+      c.readable = false;
+    } else if (errno != EINTR) {
+      close(id, c);  // ECONNRESET and friends: nothing more to say to the peer
+      return;
+    }
+  }
+  if (!c.lingering) queue_write(id, c);
+}
+
+void Reactor::queue_write(Id id, Conn& c) {
+  if (c.queued) return;
+  c.queued = true;
+  write_list_.push_back(id);
+}
+
+void Reactor::write_to(Id id, Conn& c) {
+  if (c.lingering) return;
+  Session& s = *c.session;
+  bool progressed = false;
+  if (s.wants_write() && c.writable) {
+    const auto iov = s.pending_output();
+    msghdr msg{};
+    msg.msg_iov = const_cast<iovec*>(iov.data());
+    msg.msg_iovlen = std::min<size_t>(iov.size(), IOV_MAX);
+    size_t offered = 0;
+    for (size_t i = 0; i < msg.msg_iovlen; ++i) offered += iov[i].iov_len;
+    const ssize_t n = ::sendmsg(c.fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+      close(id, c);  // EPIPE, ECONNRESET: the peer is gone
+      return;
+    }
+    if (n > 0) {
+      s.on_written(static_cast<size_t>(n));
+      progressed = true;
+    }
+    if (n < 0 || static_cast<size_t>(n) < offered) {
+      c.writable = false;  // the socket is full: wait for EPOLLOUT
+    } else if (s.wants_write()) {
+      queue_write(id, c);  // more than IOV_MAX pieces, or the engine refilled: next turn
+    }
+  }
+  c.deadlines.on_write(now_, progressed, s.wants_write());
+  set_events(c, s.wants_write() && !c.writable);
+  if (s.wants_close()) {
+    log_close_reason(c);
+    end_cleanly(id, c);
+    return;
+  }
+  schedule_timeout(c, wheel_);
+  if (c.readable && s.wants_read()) {
+    read_again_.push_back(id);  // input was paused by backpressure and may resume
+  } else if (!s.wants_write()) {
+    s.trim();
+  }
+}
+
+void Reactor::set_events(Conn& c, bool want_out) {
+  if (want_out == c.out_registered) return;
+  epoll_event ev{};
+  ev.events = EPOLLIN | EPOLLRDHUP | EPOLLET;
+  if (want_out) ev.events |= EPOLLOUT;
+  ev.data.u64 = c.timer.key;
+  if (::epoll_ctl(epfd_, EPOLL_CTL_MOD, c.fd, &ev) == 0) c.out_registered = want_out;
+}
+
+// The session ended and its last byte is out: FIN, then read until the
+// peer's EOF (so that late input does not turn the close into a reset).
+void Reactor::end_cleanly(Id id, Conn& c) {
+  if (c.peer_eof) {
+    close(id, c);
+    return;
+  }
+  ::shutdown(c.fd, SHUT_WR);
+  c.lingering = true;
+  c.deadlines.begin_linger(now_);
+  schedule_timeout(c, wheel_);
+  if (c.readable) read_again_.push_back(id);
+}
+
+void Reactor::close(Id id, Conn& c) {
+  wheel_.disarm(c.timer);
+  ::close(c.fd);  // also leaves the epoll set
+  conns_.remove(id);
+}
+
+void Reactor::begin_stop() {
+  draining_ = true;
+  set_accepting(false);
+  accept_resume_at_ = Clock::time_point::max();
+  now_ = Clock::now();
+  for (Id id : conns_.ids()) {
+    Conn& c = *conns_.find(id);
+    if (c.lingering) continue;
+    c.session->shutdown();
+    c.deadlines.begin_drain(now_);
+    schedule_timeout(c, wheel_);
+    queue_write(id, c);
+  }
+}
+
+}  // namespace
+
+std::unique_ptr<Dispatcher> make_epoll_dispatcher(const DispatchContext& context) {
+  return std::make_unique<EpollDispatcher>(context);
+}
+
+}  // namespace h2lab::server

@@ -1,0 +1,71 @@
+#include "server/loop_group.h"
+
+#include <fcntl.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdint>
+#include <cstring>
+#include <string>
+#include <thread>
+
+#include "server/listener.h"
+#include "server/log.h"
+
+namespace h2lab::server {
+
+LoopGroup::LoopGroup(const DispatchContext& context) {
+  const unsigned n = resolved_threads(context.options);
+  for (unsigned i = 0; i < n; ++i) {
+    // Created now, not in the loops' threads: stop() may come before a loop
+    // runs, and the eventfd keeps the wake-up until the loop reads it.
+    wake_fds_.push_back(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+  }
+  const int shared = context.listen_fd;
+  ::fcntl(shared, F_SETFL, ::fcntl(shared, F_GETFL) | O_NONBLOCK);
+  listeners_.assign(n, shared);
+  if (listener_uses_reuseport(context.options)) {
+    for (unsigned i = 1; i < n; ++i) {
+      std::string error;
+      const int fd = open_reuseport_sibling(shared, context.options.listen_backlog, error);
+      if (fd < 0) {
+        log_line("%s; all threads share one listener instead", error.c_str());
+        for (int own : own_listeners_) ::close(own);
+        own_listeners_.clear();
+        listeners_.assign(n, shared);
+        break;
+      }
+      ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
+      own_listeners_.push_back(fd);
+      listeners_[i] = fd;
+    }
+  }
+}
+
+LoopGroup::~LoopGroup() {
+  for (int fd : own_listeners_) ::close(fd);
+  for (int fd : wake_fds_) {
+    if (fd >= 0) ::close(fd);
+  }
+}
+
+void LoopGroup::run(const std::function<void(unsigned)>& loop) {
+  std::vector<std::thread> threads;
+  for (unsigned i = 1; i < size(); ++i) threads.emplace_back(loop, i);
+  loop(0);
+  for (std::thread& t : threads) t.join();
+}
+
+void LoopGroup::stop() noexcept {
+  stopping_.store(true, std::memory_order_release);
+  // As the server does with its own listener: accept nothing more.
+  for (int fd : own_listeners_) ::shutdown(fd, SHUT_RD);
+  for (int fd : wake_fds_) {
+    const uint64_t one = 1;
+    [[maybe_unused]] const ssize_t n = ::write(fd, &one, sizeof one);
+  }
+}
+
+}  // namespace h2lab::server

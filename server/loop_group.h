@@ -1,0 +1,48 @@
+// The threads of an event-loop dispatcher (epoll reactors, uring proactors):
+// how many, which listening socket each accepts on, how each is woken for a
+// stop. One loop per thread, nothing shared between loops but the
+// connection limit and the stop flag.
+#pragma once
+
+#include <atomic>
+#include <functional>
+#include <vector>
+
+#include "server/dispatcher.h"
+
+namespace h2lab::server {
+
+class LoopGroup {
+ public:
+  // Resolves the thread count; with ListenerMode::kReuseport (and more than
+  // one thread) opens one more SO_REUSEPORT listener per extra thread — if
+  // that fails, every loop shares the server's listener (logged).
+  explicit LoopGroup(const DispatchContext& context);
+  ~LoopGroup();
+  LoopGroup(const LoopGroup&) = delete;
+  LoopGroup& operator=(const LoopGroup&) = delete;
+
+  unsigned size() const noexcept { return static_cast<unsigned>(wake_fds_.size()); }
+  // The listening socket loop `i` accepts on (non-blocking).
+  int listener(unsigned i) const noexcept { return listeners_[i]; }
+  // True when every loop accepts on the same socket.
+  bool shared_listener() const noexcept { return own_listeners_.empty(); }
+  // An eventfd that becomes readable when stop() is called.
+  int wake_fd(unsigned i) const noexcept { return wake_fds_[i]; }
+
+  // Runs loop(i) for every i, loop(0) on the calling thread, and returns
+  // when all have returned.
+  void run(const std::function<void(unsigned)>& loop);
+
+  // Thread-safe, idempotent: sets stopping() and wakes every loop.
+  void stop() noexcept;
+  bool stopping() const noexcept { return stopping_.load(std::memory_order_acquire); }
+
+ private:
+  std::vector<int> listeners_;
+  std::vector<int> own_listeners_;  // the reuseport siblings, closed here
+  std::vector<int> wake_fds_;
+  std::atomic<bool> stopping_{false};
+};
+
+}  // namespace h2lab::server
