@@ -35,8 +35,9 @@ Options:
   --idle-timeout MS      close a connection silent this long (default 10000)
   --tls on|off           h2 over TLS 1.2/1.3 with ALPN, or cleartext h2c with
                          prior knowledge (default on)
-  --cert FILE            PEM certificate (chain); with --key. Default: an
-  --key FILE             ephemeral self-signed certificate for localhost
+  --cert FILE            PEM certificate (chain) and its unencrypted key;
+  --key FILE             without them, an ephemeral self-signed certificate
+                         for localhost, 127.0.0.1 and ::1
   --tls-resumption on|off
                          TLS session tickets and cache (default on)
   --no-session-resumption
