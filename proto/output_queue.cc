@@ -12,7 +12,7 @@ uint8_t* OutputQueue::append_in_new_chunk(size_t n) {
     c.data = std::move(spare_.back());
     spare_.pop_back();
   } else {
-    c.data = std::make_unique<uint8_t[]>(kChunkSize);
+    c.data = std::make_unique_for_overwrite<uint8_t[]>(kChunkSize);  // no memset: written before read
   }
   arena_next_ = c.data.get();
   arena_limit_ = arena_next_ + kChunkSize;
