@@ -300,6 +300,12 @@ bool Connection::on_data(const FrameHeader& h, Bytes payload) {
     return connection_error(ErrorCode::kProtocolError, "DATA on an idle stream");  // §5.1
   }
   const auto it = streams_.find(h.stream_id);
+  if (it == streams_.end() && history_.was_reset(h.stream_id)) {
+    // §5.1: "MUST ignore frames ... on closed streams after sending a
+    // RST_STREAM" — but they still count against the connection window.
+    grant_window(0, d.flow_controlled_length);
+    return true;
+  }
   if (it == streams_.end() || it->second->remote_closed) {
     // §5.1: closed or half-closed (remote).
     grant_window(0, d.flow_controlled_length);
@@ -354,9 +360,21 @@ bool Connection::on_headers(const FrameHeader& h, Bytes payload) {
     return connection_error(ErrorCode::kProtocolError, "client stream id is even");  // §5.1.1
   }
   if (h.stream_id <= last_peer_stream_ && streams_.find(h.stream_id) == streams_.end()) {
-    return connection_error(ErrorCode::kStreamClosed, "HEADERS on a closed stream");  // §5.1
+    // §5.1: frames on a stream we reset may still be in flight: ignored
+    // (the block is still decoded to keep HPACK in sync).
+    if (history_.was_reset(h.stream_id)) {
+      ignoring_block_ = true;
+    } else if (!history_.was_opened(h.stream_id)) {
+      // §5.1.1: a new stream's id must exceed every id already used.
+      return connection_error(ErrorCode::kProtocolError, "stream id lower than one already used");
+    } else {
+      return connection_error(ErrorCode::kStreamClosed, "HEADERS on a closed stream");  // §5.1
+    }
   }
-  if (h.stream_id > last_peer_stream_) last_peer_stream_ = h.stream_id;
+  if (h.stream_id > last_peer_stream_) {
+    last_peer_stream_ = h.stream_id;
+    history_.open(h.stream_id);
+  }
   const bool end_stream = h.has(flags::kEndStream);
   if (h.has(flags::kEndHeaders)) return on_header_block(h.stream_id, hf.block_fragment, end_stream);
   if (hf.block_fragment.empty() && !spend_budget("too many empty header fragments")) return false;
@@ -395,6 +413,15 @@ bool Connection::on_continuation(const FrameHeader& h, Bytes payload) {
 }
 
 bool Connection::on_header_block(uint32_t stream_id, Bytes block, bool end_stream) {
+  if (ignoring_block_) {  // on a stream we reset: decoded for HPACK's sake only
+    ignoring_block_ = false;
+    if (decoder_.decode(block, [](std::string_view, std::string_view) {}) ==
+        hpack::Status::CompressionError) {
+      return connection_error(ErrorCode::kCompressionError, decoder_.error_detail());
+    }
+    if (request_cache_) request_cache_->valid = false;  // the table may have changed
+    return true;
+  }
   const auto existing = streams_.find(stream_id);
   const bool trailers = existing != streams_.end();
   std::optional<Request> decoded_storage;  // constructed only when decoding
@@ -855,6 +882,7 @@ void Connection::grant_window(uint32_t stream_id, uint32_t consumed) {
 
 void Connection::reset_stream(uint32_t id, ErrorCode code) {
   encode_rst_stream(out_.append(kRstStreamFrameSize), id, code);
+  history_.mark_reset(id);
   ++counters_.resets_sent;
   finish_stream(id);
   // MadeYouReset (CVE-2025-8671): resets we send cost the same budget.

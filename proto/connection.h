@@ -9,6 +9,7 @@
 // /echo, copied once from input into the output queue.
 #pragma once
 
+#include <bitset>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -138,6 +139,40 @@ class Connection final : public Engine {
   HeaderBlockCache header_cache_;
   std::unique_ptr<RequestCache> request_cache_;  // created on first use
   bool table_size_changed_ = false;  // the encoder owes the peer a size update
+
+  // Which of the most recent client stream ids were opened, and which we
+  // reset: the rules that look back at closed streams (§5.1 ignore frames
+  // after our RST_STREAM; §5.1.1 ids must grow) with bounded memory. Ids
+  // older than the window count as opened and not reset.
+  class StreamHistory {
+   public:
+    void open(uint32_t id) noexcept {  // id: odd, above every id seen
+      uint32_t skipped = newest_ == 0 ? 1 : newest_ + 2;
+      for (uint32_t n = 0; skipped < id && n < kSpan; skipped += 2, ++n) {
+        opened_.reset(slot(skipped));
+        reset_.reset(slot(skipped));
+      }
+      opened_.set(slot(id));
+      reset_.reset(slot(id));
+      newest_ = id;
+    }
+    void mark_reset(uint32_t id) noexcept {
+      if (remembers(id)) reset_.set(slot(id));
+    }
+    bool was_opened(uint32_t id) const noexcept { return !remembers(id) || opened_.test(slot(id)); }
+    bool was_reset(uint32_t id) const noexcept { return remembers(id) && reset_.test(slot(id)); }
+
+   private:
+    static constexpr uint32_t kSpan = 1024;  // odd ids remembered
+    static size_t slot(uint32_t id) noexcept { return (id >> 1) % kSpan; }
+    bool remembers(uint32_t id) const noexcept {
+      return id % 2 == 1 && id <= newest_ && newest_ - id < 2 * kSpan;
+    }
+    std::bitset<kSpan> opened_, reset_;
+    uint32_t newest_ = 0;
+  };
+  StreamHistory history_;
+  bool ignoring_block_ = false;  // the header block in progress is on a stream we reset
 
   std::unordered_map<uint32_t, std::unique_ptr<Stream>> streams_;
   uint32_t last_peer_stream_ = 0;  // highest stream id the peer opened

@@ -942,12 +942,33 @@ std::vector<Row> rows() {
       "§5.1 HEADERS on a closed stream: STREAM_CLOSED", [](Client& c) { return c.get(1); },
       ErrorCode::kStreamClosed, "HEADERS on a closed stream"));
   r.push_back(conn_error(
-      "§5.1.1 HEADERS on a lower, skipped stream id: STREAM_CLOSED (implicitly closed)",
+      "§5.1.1 HEADERS on a lower, never used stream id: PROTOCOL_ERROR",
       [](Client& c) {
         ByteString b = c.get(7);
         return b + c.get(5);
       },
-      ErrorCode::kStreamClosed, "HEADERS on a closed stream", 7));
+      ErrorCode::kProtocolError, "stream id lower than one already used", 7));
+  // §5.1 closed: "An endpoint MUST ignore frames that it receives on closed
+  // streams after it has sent a RST_STREAM frame." Stream 3 is reset for
+  // sending more than its content-length; what the client had in flight
+  // follows and must draw no second RST_STREAM and no GOAWAY.
+  r.push_back(stream_error(
+      "§5.1 DATA in flight after our RST_STREAM is ignored",
+      [](Client& c) {
+        return c.headers(3, request("POST", "/echo", {{"content-length", "1"}}), kEh) +
+               data(3, bytes("xy")) + data(3, bytes("more")) + data(3, bytes("end"), kEs);
+      },
+      3, ErrorCode::kProtocolError));
+  r.push_back(stream_error(
+      "§5.1 trailers in flight after our RST_STREAM are ignored, HPACK still in sync",
+      [](Client& c) {
+        // Two blocks from one encoder: sequenced, since the operands of +
+        // may be evaluated in any order.
+        ByteString b = c.headers(3, request("POST", "/echo", {{"content-length", "1"}}), kEh);
+        b = b + data(3, bytes("xy"));
+        return b + c.headers(3, kSync, kEs | kEh);
+      },
+      3, ErrorCode::kProtocolError));
   r.push_back(ignored("§5.5 unknown frame types are ignored, on stream 0 and on streams",
                       fixed(frame(0x20, 0xff, 0, bytes("abc")) + frame(0xfa, 0, 7, {}) +
                             frame(0x0a, 0, 1, bytes("x")))));
