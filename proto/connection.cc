@@ -268,7 +268,12 @@ bool Connection::on_frame(const FrameHeader& h, Bytes payload) {
       // Deprecated (§5.3.2) and ignored, but still validated and counted.
       PriorityFields p;
       const FrameError e = parse_priority(h, payload, p);
-      if (!e.ok() && e.scope == ErrorScope::kConnection) return connection_error(e);
+      // RST_STREAM must not be sent on an idle stream (§5.1): there the
+      // stream error becomes a connection error, which §5.4 allows.
+      const bool idle = h.stream_id > last_peer_stream_ || h.stream_id % 2 == 0;
+      if (!e.ok() && (e.scope == ErrorScope::kConnection || idle)) {
+        return connection_error(e);
+      }
       if (!e.ok()) {
         reset_stream(h.stream_id, e.code);
         return !done_;

@@ -802,6 +802,14 @@ std::vector<Row> rows() {
       stream_error("§5.3.1 PRIORITY depending on its own stream: stream error PROTOCOL_ERROR",
                    fixed(priority(1, 1)), 1, ErrorCode::kProtocolError));
   r.push_back(ignored("§5.1/§5.3.2 PRIORITY on an idle stream is accepted", fixed(priority(9, 0))));
+  // §5.1: no RST_STREAM on an idle stream, so the stream error is raised to
+  // a connection error there (§5.4).
+  r.push_back(conn_error("§6.3 PRIORITY of 4 octets on an idle stream: FRAME_SIZE_ERROR",
+                         fixed(frame(FrameType::kPriority, 0, 9, u32(0))),
+                         ErrorCode::kFrameSizeError, "PRIORITY length is not 5"));
+  r.push_back(conn_error("§5.3.1 PRIORITY on an idle even stream depending on itself",
+                         fixed(priority(4, 4)), ErrorCode::kProtocolError,
+                         "stream depends on itself"));
   r.push_back(
       ignored("§5.1/§5.3.2 PRIORITY on an idle even stream is accepted", fixed(priority(4, 0))));
   r.push_back(conn_error("§6.4 RST_STREAM on stream 0: PROTOCOL_ERROR",
