@@ -1,0 +1,198 @@
+"""h2load: its command line, one timed run with the server sampled, its output.
+
+Why the server's CPU time is sampled while h2load runs, on h2load's own words:
+h2load in timing-based mode (-D, optionally --warm-up-time) prints
+"Main benchmark duration is started for thread #N." when its measured phase
+begins and "Main benchmark duration is over for thread #N." when it ends, and
+flushes each line. Its requests/s, request times and request counts cover that
+phase only. The harness reads h2load's output line by line and samples the
+server's user+system CPU time (/proc/PID/stat) at the first "started" line and
+again when every thread has said "over", so that CPU time and request count
+describe the same interval: connection set-up and TLS handshakes happen during
+the warm-up and are not charged to the requests. Reading /proc around the
+whole h2load process instead would charge them (100 TLS handshakes are a few
+percent of a 5 s run) and the warm-up's requests would not be in the count.
+If the phase lines are missing (another h2load version), the harness falls
+back to sampling around the whole process and says so in the cpu_window
+column ("whole-run" instead of "main-phase").
+"""
+
+import math
+import re
+import subprocess
+import threading
+import time
+
+import procs
+
+PHASE_STARTED = "Main benchmark duration is started"
+PHASE_OVER = "Main benchmark duration is over"
+
+
+def h2load_argv(h2load, url, clients, streams, threads, duration, warmup, log_file=None):
+    """The h2load command line for one case (without any taskset prefix)."""
+    argv = [h2load, "-c", str(clients), "-m", str(streams), "-t", str(threads),
+            "-D", _seconds(duration)]
+    if warmup > 0:
+        argv += ["--warm-up-time", _seconds(warmup)]
+    if log_file:
+        argv += ["--log-file", log_file]
+    argv.append(url)
+    return argv
+
+
+def _seconds(value):
+    """Seconds as h2load wants them: an integer when whole, else with an 's' unit."""
+    return str(int(value)) if float(value).is_integer() else f"{int(value * 1000)}ms"
+
+
+def run(registry, argv, server_pids, timeout):
+    """Run h2load, sampling the server around the measured phase.
+
+    Returns (output text, window) where window holds the server's CPU seconds,
+    the client's CPU seconds, the wall seconds of the window and the method
+    ("main-phase" or "whole-run"). A run that exceeds timeout is killed and
+    its output ends with a note saying so.
+    """
+    proc = registry.popen(argv, stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, text=True, bufsize=1)
+    timed_out = threading.Event()
+
+    def kill_on_timeout():
+        timed_out.set()
+        registry.stop(proc, 2)
+
+    watchdog = threading.Timer(timeout, kill_on_timeout)
+    watchdog.start()
+    samples = {"start": _sample(server_pids, proc.pid)}
+    lines, threads_over, threads = [], 0, _thread_count(argv)
+    try:
+        for line in proc.stdout:
+            if PHASE_STARTED in line and "main_start" not in samples:
+                samples["main_start"] = _sample(server_pids, proc.pid)
+            elif PHASE_OVER in line:
+                threads_over += 1
+                if threads_over == threads:
+                    samples["main_end"] = _sample(server_pids, proc.pid)
+            lines.append(line)
+        proc.wait()
+    finally:
+        watchdog.cancel()
+        registry.stop(proc, 2)
+    samples["end"] = _sample(server_pids, None)
+    if timed_out.is_set():
+        lines.append(f"\n[harness] h2load killed after {timeout:.0f} s\n")
+    if "main_start" in samples and "main_end" in samples:
+        first, last, method = samples["main_start"], samples["main_end"], "main-phase"
+    else:
+        first, last, method = samples["start"], samples["end"], "whole-run"
+    server_cpu = last["server"] - first["server"]
+    client_cpu = last["client"] - first["client"] if method == "main-phase" else None
+    window = {
+        "method": method,
+        "wall_s": last["wall"] - first["wall"],
+        "server_cpu_s": server_cpu,
+        "client_cpu_s": client_cpu,
+        # CPU time of everything else on the machine during the window: a
+        # sign that the numbers were disturbed (see procs.machine_cpu_seconds).
+        "other_cpu_s": (max(0.0, last["busy"] - first["busy"] - server_cpu - client_cpu)
+                        if client_cpu is not None else None),
+        "steal_s": last["steal"] - first["steal"],
+        "exit_code": proc.returncode,
+    }
+    return "".join(lines), window
+
+
+def _thread_count(argv):
+    """The -t value of an h2load argv: how many 'over' lines end the phase."""
+    for i, arg in enumerate(argv[:-1]):
+        if arg == "-t":
+            return int(argv[i + 1])
+    return 1
+
+
+def _sample(server_pids, client_pid):
+    """One instant: wall clock, server, client and whole-machine CPU seconds."""
+    busy, steal = procs.machine_cpu_seconds()
+    return {
+        "wall": time.monotonic(),
+        "server": procs.cpu_seconds(server_pids),
+        "client": procs.cpu_seconds([client_pid]) if client_pid else 0.0,
+        "busy": busy,
+        "steal": steal,
+    }
+
+
+_FINISHED = re.compile(r"^finished in \S+, ([\d.]+) req/s")
+_REQUESTS = re.compile(
+    r"^requests: (\d+) total, (\d+) started, (\d+) done, (\d+) succeeded, "
+    r"(\d+) failed, (\d+) errored, (\d+) timeout")
+_STATUS = re.compile(r"^status codes: (\d+) 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx")
+_TRAFFIC = re.compile(r"^traffic: \S+ \((\d+)\) total")
+_REQUEST_TIME = re.compile(
+    r"^time for request:\s+(\S+)\s+(\S+)\s+(\S+)\s+(\S+)")
+_KEY_VALUE = {
+    "Application protocol:": "application_protocol",
+    "TLS Protocol:": "tls_protocol",
+    "Cipher:": "cipher",
+}
+
+
+def parse(text):
+    """h2load's summary as a dict of numbers (times in µs); missing keys absent.
+
+    h2load prints no percentiles: p50/p99 come from its --log-file instead
+    (see percentiles()).
+    """
+    result = {}
+    for line in text.splitlines():
+        line = line.strip()
+        if m := _FINISHED.match(line):
+            result["requests_per_s"] = float(m.group(1))
+        elif m := _REQUESTS.match(line):
+            for key, value in zip(("requests_total", "started", "done", "succeeded",
+                                   "failed", "errored", "timeout"), m.groups()):
+                result[key] = int(value)
+        elif m := _STATUS.match(line):
+            for key, value in zip(("status_2xx", "status_3xx", "status_4xx",
+                                   "status_5xx"), m.groups()):
+                result[key] = int(value)
+        elif m := _TRAFFIC.match(line):
+            result["traffic_bytes"] = int(m.group(1))
+        elif m := _REQUEST_TIME.match(line):
+            for key, value in zip(("min_request_us", "max_request_us",
+                                   "mean_request_us", "sd_request_us"), m.groups()):
+                result[key] = duration_us(value)
+        else:
+            for prefix, key in _KEY_VALUE.items():
+                if line.startswith(prefix):
+                    result[key] = line[len(prefix):].strip()
+    return result
+
+
+def duration_us(text):
+    """h2load's '31us', '1.89ms', '2.5s' as microseconds (float)."""
+    for unit, factor in (("us", 1.0), ("ms", 1e3), ("s", 1e6)):
+        if text.endswith(unit):
+            return float(text[:-len(unit)]) * factor
+    raise ValueError(f"not an h2load duration: {text!r}")
+
+
+def percentiles(log_file, quantiles=(0.5, 0.99)):
+    """Nearest-rank quantiles (µs) of the request times in an h2load --log-file.
+
+    Each line is "start-time<TAB>status<TAB>elapsed-µs"; h2load writes it for
+    requests of the measured phase only, so warm-up does not skew these.
+    Returns a list of None when the log is empty.
+    """
+    times = []
+    with open(log_file, encoding="ascii", errors="replace") as f:
+        for line in f:
+            parts = line.split("\t")
+            if len(parts) >= 3:
+                times.append(int(parts[2]))
+    if not times:
+        return [None for _ in quantiles]
+    times.sort()
+    return [times[min(len(times) - 1, max(0, math.ceil(q * len(times)) - 1))]
+            for q in quantiles]

@@ -1,0 +1,1135 @@
+"""h2lab's bench harness: h2load sweeps over server configurations.
+
+    bazel run //bench:sweep -- [options]        (see --help)
+
+For every server configuration (h2lab dispatcher x engine x TLS, and with
+--peers h2o, nghttpd and nginx) the harness starts the server pinned to the
+server CPUs, runs h2load pinned to the client CPUs for every (clients,
+streams per client) case and repetition, and writes one CSV row per run with
+h2load's numbers and the server's CPU time per request and memory. Then it
+renders the figures with gnuplot and writes meta.json and summary.md.
+
+Everything goes to one directory, by default bench/results/<timestamp>/ in the
+user's work tree: results.csv, meta.json, summary.md, plots.gp and the
+figures (*.svg, *.png), compare.csv with --compare, h2load.log (every h2load
+output) and logs/ (every server's stdout and stderr).
+"""
+
+import argparse
+import csv
+import datetime
+import json
+import os
+import platform
+import shlex
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+import loadgen
+import plots
+import procs
+from servers import DISPATCHERS, ENGINES, H2LAB, PEERS, Launcher, ServerSpec, Unavailable
+
+TLS_MODES = ("on", "off")
+SEED_STREAMS = "1,5,10,20,30,40,50,60,70,80,100,120"
+DEFAULTS = {
+    "dispatchers": ",".join(DISPATCHERS),
+    "tls": "on,off",
+    "engines": "full,mini",
+    "clients": "1,5,100",
+    "streams": SEED_STREAMS,
+    "duration": 5.0,
+    "warmup": 1.0,
+    "repetitions": 1,
+}
+# --smoke: two short cases with whatever h2lab configuration starts first.
+SMOKE = {
+    "tls": "off",
+    "clients": "1",
+    "streams": "1,10",
+    "duration": 1.0,
+    "warmup": 0.0,
+    "repetitions": 1,
+}
+BUSY_MACHINE_PERCENT = 20   # other processes' CPU above this: say so per run
+CSV_COLUMNS = [
+    "started", "mode", "variant", "label", "server", "server_version",
+    "dispatcher", "engine", "server_threads", "extra_args", "tls", "clients",
+    "streams", "h2load_threads", "repetition", "warmup_s", "duration_s",
+    "status", "requests_per_s", "mean_request_us", "min_request_us",
+    "max_request_us", "sd_request_us", "p50_request_us", "p99_request_us",
+    "requests_total", "succeeded", "failed", "errored", "timeout",
+    "status_2xx", "status_4xx", "status_5xx", "traffic_bytes",
+    "server_cpu_s", "server_cpu_us_per_request", "server_cpu_percent",
+    "client_cpu_percent", "other_cpu_percent", "steal_percent", "cpu_window",
+    "window_s",
+    "server_vmrss_kb", "server_vmhwm_kb",
+    "application_protocol", "tls_protocol", "cipher",
+    "server_cpus", "client_cpus", "server_cmd", "h2load_cmd", "note",
+]
+CPU_WINDOW_TEXT = (
+    "Server CPU (user+sys from /proc/PID/stat, summed over the server's process "
+    "tree) is sampled when h2load prints that its main phase started and again "
+    "when every h2load thread says it is over (cpu_window=main-phase), so warm-up, "
+    "connection set-up and TLS handshakes are not charged; whole-run means "
+    "h2load printed no phase lines and the whole h2load process was sampled.")
+
+
+# --------------------------------------------------------------------------
+# Command line
+# --------------------------------------------------------------------------
+
+def choice_list(valid):
+    """argparse type: a comma-separated list whose items are all in valid."""
+    def parse(text):
+        items = [x.strip() for x in text.split(",") if x.strip()]
+        if not items:
+            raise argparse.ArgumentTypeError(
+                f"empty list (valid: {', '.join(valid)})")
+        for item in items:
+            if item not in valid:
+                raise argparse.ArgumentTypeError(
+                    f"invalid choice {item!r} (valid: {', '.join(valid)})")
+        return list(dict.fromkeys(items))
+    return parse
+
+
+def int_list(text):
+    """argparse type: comma-separated positive integers, e.g. 1,5,100."""
+    try:
+        values = [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a comma-separated list of integers, e.g. 1,5,100")
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: give integers >= 1, e.g. 1,5,100")
+    return list(dict.fromkeys(values))
+
+
+def cpu_list(text):
+    """argparse type: CPUs as taskset takes them: 0  or  0,2  or  0-3."""
+    cpus = []
+    try:
+        for part in text.split(","):
+            if "-" in part:
+                low, high = (int(x) for x in part.split("-", 1))
+                cpus.extend(range(low, high + 1))
+            elif part.strip():
+                cpus.append(int(part))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a CPU list; examples: 0  0,2  0-3")
+    if not cpus or min(cpus) < 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: no CPUs; examples: 0  0,2  0-3")
+    return sorted(set(cpus))
+
+
+def seconds(minimum, inclusive):
+    """argparse type factory: a number of seconds above (or at) minimum."""
+    def parse(text):
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds")
+        if value < minimum or (value == minimum and not inclusive):
+            raise argparse.ArgumentTypeError(
+                f"{text!r}: must be {'>=' if inclusive else '>'} {minimum:g}")
+        return value
+    return parse
+
+
+positive_float = seconds(0, inclusive=False)
+non_negative_float = seconds(0, inclusive=True)
+
+
+def positive_int(text):
+    """argparse type: an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer")
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: must be >= 1")
+    return value
+
+
+EXAMPLES = """\
+examples:
+  bazel run //bench:sweep -- --smoke
+  bazel run //bench:sweep -- --dispatchers blocking --engines mini --tls off \\
+      --clients 1 --streams 1,10,100 --peers
+  bazel run //bench:sweep -- --peers          # the seed's figures, h2lab and peers
+  bazel run //bench:sweep -- --compare "--dispatch epoll" "--dispatch uring" \\
+      --tls off --clients 1 --streams 10,100 --repetitions 5
+  bazel run //bench:sweep -- --compare "peer:nginx" "" --dispatchers epoll
+  bazel run //bench:sweep -- --replot bench/results/20260101-120000
+
+--compare ARGS_A ARGS_B: each is a string of extra h2lab flags (may be empty);
+--dispatch/--engine/--tls/--threads in it replace the sweep's value for that
+side; "peer:NAME" measures a peer instead. Runs alternate A B A B per case; B/A
+ratios of requests/s and of server CPU per request are printed with their
+min/median/max over the repetitions.
+Relative paths are taken from the directory bazel run was started in.
+"""
+
+
+def parse_args(argv):
+    """Parse the command line; values not given are filled in (smoke or default)."""
+    argv, compare = _take_compare(list(argv))
+    p = argparse.ArgumentParser(
+        prog="sweep", description="h2load sweeps over h2lab configurations and peers.",
+        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    cases = p.add_argument_group("cases")
+    cases.add_argument("--dispatchers", type=choice_list(DISPATCHERS), metavar="LIST",
+                       help=f"h2lab dispatchers (default: {DEFAULTS['dispatchers']}; "
+                            f"valid: {', '.join(DISPATCHERS)}; unavailable ones are skipped)")
+    cases.add_argument("--tls", type=choice_list(TLS_MODES), metavar="LIST",
+                       help="TLS modes (default: on,off; valid: on, off)")
+    cases.add_argument("--engines", type=choice_list(ENGINES), metavar="LIST",
+                       help=f"h2lab engines (default: {DEFAULTS['engines']}; valid: "
+                            f"{', '.join(ENGINES)}; unavailable ones are skipped)")
+    cases.add_argument("--clients", type=int_list, metavar="LIST",
+                       help=f"h2load clients, -c (default: {DEFAULTS['clients']})")
+    cases.add_argument("--streams", type=int_list, metavar="LIST",
+                       help=f"streams per client, h2load -m (default: {SEED_STREAMS})")
+    cases.add_argument("--duration", type=positive_float, metavar="SEC",
+                       help="measured seconds per run, h2load -D (default: 5)")
+    cases.add_argument("--warmup", type=non_negative_float, metavar="SEC",
+                       help="warm-up seconds before each run, h2load --warm-up-time "
+                            "(default: 1; 0 = none)")
+    cases.add_argument("--repetitions", type=positive_int, metavar="N",
+                       help="runs per case (default: 1)")
+    cases.add_argument("--peers", nargs="?", const=",".join(PEERS),
+                       type=choice_list(tuple(PEERS)), metavar="LIST",
+                       help=f"also measure peers (LIST default: {','.join(PEERS)}; "
+                            f"valid: {', '.join(PEERS)})")
+    cases.add_argument("--no-h2lab", action="store_true",
+                       help="measure only the peers")
+    cases.add_argument("--smoke", action="store_true",
+                       help="two 1-second cases (1 client, 1 and 10 streams, TLS off) "
+                            "with the first h2lab configuration that starts")
+    cases.add_argument("--percentiles", action="store_true",
+                       help="p50/p99 request times from h2load --log-file (costs h2load "
+                            "a write per request; off by default)")
+    srv = p.add_argument_group("server and pinning")
+    srv.add_argument("--server", metavar="PATH",
+                     help="h2lab binary (default: //server:main from the runfiles, "
+                          "else bazel-bin/server/main)")
+    srv.add_argument("--server-threads", type=positive_int, metavar="N",
+                     help="h2lab --threads and the peers' worker count "
+                          "(default: the number of server CPUs)")
+    srv.add_argument("--server-arg", action="append", default=[], metavar="ARG",
+                     help="extra h2lab flag, repeatable; write --server-arg=--flag")
+    srv.add_argument("--server-cpus", type=cpu_list, default=[0], metavar="CPUS",
+                     help="CPUs for the server, taskset -c syntax (default: 0)")
+    srv.add_argument("--client-cpus", type=cpu_list, default=[1], metavar="CPUS",
+                     help="CPUs for h2load, one h2load thread each (default: 1)")
+    srv.add_argument("--no-pin", action="store_true", help="run nothing under taskset")
+    srv.add_argument("--h2load", default="h2load", metavar="PATH",
+                     help="h2load binary (default: h2load from PATH)")
+    srv.add_argument("--startup-timeout", type=positive_float, default=10.0, metavar="SEC",
+                     help="wait this long for a server to listen (default: 10)")
+    srv.add_argument("--stop-timeout", type=positive_float, default=5.0, metavar="SEC",
+                     help="SIGKILL a server this long after SIGTERM (default: 5)")
+    srv.add_argument("--wait-for-quiet", type=non_negative_float, default=0.0,
+                     metavar="SEC",
+                     help="before each run wait up to SEC seconds until other "
+                          f"processes use less than {BUSY_MACHINE_PERCENT}%% of a CPU "
+                          "(for shared machines; default: 0 = do not wait)")
+    out = p.add_argument_group("output")
+    out.add_argument("--out", metavar="DIR",
+                     help="output directory (default: bench/results/<timestamp>/ "
+                          "in the work tree)")
+    out.add_argument("--no-plots", action="store_true", help="skip gnuplot")
+    out.add_argument("--quiet-only", action="store_true",
+                     help="leave runs marked DISTURBED (other processes or steal above "
+                          f"{BUSY_MACHINE_PERCENT}%% of a CPU) out of figures and "
+                          "summary.md; the CSV keeps them")
+    out.add_argument("--replot", metavar="DIR",
+                     help="only re-render figures and summary from DIR/results.csv")
+    out.add_argument("--dry-run", action="store_true",
+                     help="print the plan and the command lines, run nothing")
+    args = p.parse_args(argv)
+    args.compare = compare
+    for key, default in DEFAULTS.items():
+        if getattr(args, key) is None:
+            value = SMOKE.get(key, default) if args.smoke else default
+            if key in ("dispatchers", "engines", "tls"):
+                value = choice_list({"dispatchers": DISPATCHERS, "engines": ENGINES,
+                                     "tls": TLS_MODES}[key])(value)
+            elif key in ("clients", "streams"):
+                value = int_list(value)
+            setattr(args, key, value)
+    if args.no_h2lab and not args.peers:
+        p.error("--no-h2lab needs --peers (there would be nothing to measure)")
+    if compare and args.smoke:
+        p.error("--compare and --smoke do not combine")
+    return args
+
+
+def _take_compare(argv):
+    """Remove '--compare A B' from argv before argparse sees it.
+
+    A and B are flag strings such as "--uring-sqpoll" that argparse would
+    take for options of its own; they are taken verbatim here.
+    """
+    if "--compare" not in argv:
+        return argv, None
+    i = argv.index("--compare")
+    if len(argv) < i + 3:
+        sys.exit("sweep: error: --compare needs two arguments, ARGS_A and ARGS_B "
+                 "(each a quoted string of h2lab flags, may be \"\", or peer:NAME)")
+    compare = (argv[i + 1], argv[i + 2])
+    for side in compare:
+        parse_variant(side)   # exits with a message on a bad value
+    return argv[:i] + argv[i + 3:], compare
+
+
+def parse_variant(text):
+    """One side of --compare: {"peer": NAME} or h2lab overrides and extra flags."""
+    words = shlex.split(text)
+    if len(words) == 1 and words[0].startswith("peer:"):
+        name = words[0][5:]
+        if name not in PEERS:
+            sys.exit(f"sweep: error: --compare: unknown peer {name!r} "
+                     f"(valid: {', '.join('peer:' + p for p in PEERS)})")
+        return {"peer": name}
+    overrides, extra = {}, []
+    valid = {"--dispatch": DISPATCHERS, "--engine": ENGINES, "--tls": TLS_MODES,
+             "--threads": None}
+    i = 0
+    while i < len(words):
+        word = words[i]
+        name, eq, value = word.partition("=")
+        if name in valid:
+            if not eq:
+                if i + 1 >= len(words):
+                    sys.exit(f"sweep: error: --compare: {name} needs a value")
+                value = words[i + 1]
+                i += 1
+            if valid[name] is not None and value not in valid[name]:
+                sys.exit(f"sweep: error: --compare: {name} {value!r} "
+                         f"(valid: {', '.join(valid[name])})")
+            if name == "--threads" and not value.isdigit():
+                sys.exit(f"sweep: error: --compare: --threads {value!r} is not an integer")
+            overrides[name[2:]] = value
+        else:
+            extra.append(word)
+        i += 1
+    return {"overrides": overrides, "extra": extra}
+
+
+# --------------------------------------------------------------------------
+# Paths, machine, pinning
+# --------------------------------------------------------------------------
+
+def workspace_dir():
+    """The user's h2lab work tree: where outputs go and git is asked.
+
+    Under `bazel run` that is BUILD_WORKSPACE_DIRECTORY; run as a plain
+    script from a checkout it is the checkout; else the current directory.
+    """
+    if os.environ.get("BUILD_WORKSPACE_DIRECTORY"):
+        return os.environ["BUILD_WORKSPACE_DIRECTORY"]
+    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    if os.path.exists(os.path.join(here, "WORKSPACE")) and ".runfiles" not in here:
+        return here
+    return os.getcwd()
+
+
+def user_path(path):
+    """A path as the user meant it: relative to where they typed the command."""
+    base = os.environ.get("BUILD_WORKING_DIRECTORY") or os.getcwd()
+    return os.path.abspath(os.path.join(base, os.path.expanduser(path)))
+
+
+def default_server():
+    """//server:main in the runfiles (bazel run/test), else bazel-bin's copy."""
+    candidates = [os.path.join(os.environ[v], "h2lab", "server", "main")
+                  for v in ("RUNFILES_DIR", "TEST_SRCDIR") if os.environ.get(v)]
+    candidates.append(os.path.join(os.path.dirname(os.path.dirname(
+        os.path.abspath(__file__))), "server", "main"))
+    candidates.append(os.path.join(workspace_dir(), "bazel-bin", "server", "main"))
+    for path in candidates:
+        if os.path.isfile(path) and os.access(path, os.X_OK):
+            return path
+    return None
+
+
+def invocation():
+    """The command line as the user typed it (bazel run, or the script)."""
+    if os.environ.get("BUILD_WORKSPACE_DIRECTORY"):
+        return shlex.join(["bazel", "run", "//bench:sweep", "--"] + sys.argv[1:])
+    return shlex.join(sys.argv)
+
+
+def cpu_model():
+    """The CPU's marketing name from /proc/cpuinfo (architecture if none)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            for line in f:
+                if line.startswith(("model name", "Model", "cpu model")):
+                    return " ".join(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return platform.machine()
+
+
+def cpus_text(cpus):
+    return ",".join(str(c) for c in cpus) if cpus else "unpinned"
+
+
+def plan_pinning(args):
+    """Which CPUs server and h2load get, and warnings when that is not what was asked.
+
+    Returns (server_cpus, client_cpus, warnings); an empty list means unpinned.
+    A CPU that does not exist here is dropped with a warning rather than
+    letting taskset fail, so a sweep still runs on a smaller machine and says
+    how its numbers were made.
+    """
+    allowed = sorted(os.sched_getaffinity(0))
+    if args.no_pin:
+        return [], [], ["pinning disabled (--no-pin): server and h2load share all CPUs"]
+    if shutil.which("taskset") is None:
+        return [], [], ["taskset not found (apt-get install util-linux): nothing is pinned"]
+    warnings = []
+    asked = sorted(set(args.server_cpus) | set(args.client_cpus))
+    if len(allowed) < len(asked):
+        warnings.append(f"this machine offers {len(allowed)} CPU(s) ({cpus_text(allowed)}) "
+                        f"but {len(asked)} were asked for ({cpus_text(asked)})")
+    chosen = []
+    for role, wanted in (("server", args.server_cpus), ("h2load", args.client_cpus)):
+        present = [c for c in wanted if c in allowed]
+        missing = [c for c in wanted if c not in allowed]
+        if missing:
+            warnings.append(f"{role} CPU(s) {cpus_text(missing)} not available here"
+                            + ("" if present else f"; {role} runs unpinned"))
+        chosen.append(present)
+    shared = sorted(set(chosen[0]) & set(chosen[1]))
+    if shared or not chosen[0] or not chosen[1]:
+        warnings.append("server and h2load may run on the same CPU: the numbers "
+                        "include that contention")
+    return chosen[0], chosen[1], warnings
+
+
+def taskset(cpus):
+    """The command prefix that pins to cpus (none when unpinned)."""
+    return ["taskset", "-c", cpus_text(cpus)] if cpus else []
+
+
+def git_revision(path):
+    """(HEAD commit, dirty?) of the work tree at path, or (None, None)."""
+    try:
+        rev = subprocess.run(["git", "-C", path, "rev-parse", "HEAD"],
+                             capture_output=True, text=True, timeout=10)
+        if rev.returncode != 0:
+            return None, None
+        status = subprocess.run(["git", "-C", path, "status", "--porcelain",
+                                 "--untracked-files=no"],
+                                capture_output=True, text=True, timeout=30)
+        return rev.stdout.strip(), bool(status.stdout.strip())
+    except (OSError, subprocess.TimeoutExpired):
+        return None, None
+
+
+def tool_version(argv):
+    """First line of a tool's version output, or None."""
+    try:
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    text = (done.stdout or done.stderr).strip()
+    return text.splitlines()[0] if text else None
+
+
+def kernel_knobs():
+    """A few kernel settings that move HTTP/2-over-loopback numbers."""
+    knobs = {}
+    for name in ("net/core/somaxconn", "net/core/rmem_max", "net/core/wmem_max",
+                 "net/ipv4/tcp_rmem", "net/ipv4/tcp_wmem", "kernel/io_uring_disabled"):
+        try:
+            with open(f"/proc/sys/{name}", encoding="ascii") as f:
+                knobs[name.replace("/", ".")] = " ".join(f.read().split())
+        except OSError:
+            pass
+    for cpu in range(os.cpu_count() or 0):
+        path = f"/sys/devices/system/cpu/cpu{cpu}/cpufreq/scaling_governor"
+        if os.path.exists(path):
+            with open(path, encoding="ascii") as f:
+                knobs[f"cpu{cpu}.governor"] = f.read().strip()
+    return knobs
+
+
+# --------------------------------------------------------------------------
+# Plan
+# --------------------------------------------------------------------------
+
+def server_threads(args, server_cpus):
+    """h2lab's --threads and the peers' workers: one per server CPU unless given."""
+    return args.server_threads or max(1, len(server_cpus))
+
+
+def sweep_specs(args, threads):
+    """The configurations of a sweep, grouped by TLS so each figure fills in order."""
+    specs = []
+    for tls in args.tls:
+        if not args.no_h2lab:
+            for dispatcher in args.dispatchers:
+                for engine in args.engines:
+                    specs.append(ServerSpec(H2LAB, tls == "on", dispatcher, engine,
+                                            threads, tuple(args.server_arg)))
+        for peer in args.peers or []:
+            specs.append(ServerSpec(peer, tls == "on", threads=threads))
+    return specs
+
+
+def compare_pairs(args, threads):
+    """(A, B) spec pairs for --compare, one per distinct sweep configuration.
+
+    A side that fixes --dispatch (say) makes the --dispatchers list moot for
+    that side; pairs that come out identical are run once.
+    """
+    sides = [parse_variant(text) for text in args.compare]
+    pairs = []
+    for tls in args.tls:
+        for dispatcher in args.dispatchers:
+            for engine in args.engines:
+                pair = tuple(_apply_variant(side, name, tls, dispatcher, engine,
+                                            threads, args.server_arg)
+                             for side, name in zip(sides, "AB"))
+                if pair not in pairs:
+                    pairs.append(pair)
+    return pairs
+
+
+def _apply_variant(side, name, tls, dispatcher, engine, threads, server_args):
+    if "peer" in side:
+        return ServerSpec(side["peer"], tls == "on", threads=threads, variant=name)
+    o = side["overrides"]
+    return ServerSpec(H2LAB, o.get("tls", tls) == "on", o.get("dispatch", dispatcher),
+                      o.get("engine", engine), int(o.get("threads", threads)),
+                      tuple(server_args) + tuple(side["extra"]), variant=name)
+
+
+def planned_runs(args, specs, pairs):
+    """How many h2load runs the plan holds (--smoke: one h2lab config per TLS mode)."""
+    per_config = len(cases_of(args)) * args.repetitions
+    if pairs:
+        return len(pairs) * per_config * 2
+    configs = len(specs)
+    if args.smoke:
+        configs = sum(1 for s in specs if s.server != H2LAB) + (
+            0 if args.no_h2lab else len(args.tls))
+    return configs * per_config
+
+
+def cases_of(args):
+    """(clients, streams) pairs in sweep order."""
+    return [(c, s) for c in args.clients for s in args.streams]
+
+
+# --------------------------------------------------------------------------
+# Measuring
+# --------------------------------------------------------------------------
+
+class Progress:
+    """One line per finished run, with an estimate of the time left."""
+
+    def __init__(self, total, seconds_per_run):
+        self.total = total
+        self.done = 0
+        self.started = time.monotonic()
+        self.guess = seconds_per_run
+
+    def skip(self, runs):
+        """Runs that will not happen (configuration unavailable)."""
+        self.total -= runs
+
+    def report(self, row):
+        self.done += 1
+        elapsed = time.monotonic() - self.started
+        left = (self.total - self.done) * (elapsed / self.done if self.done else self.guess)
+        print(f"[{self.done:>{len(str(self.total))}}/{self.total}] {headline(row)}"
+              f"  | left ~{_duration_text(left)}", flush=True)
+
+
+def headline(row):
+    """The numbers of one run in one line."""
+    case = (f"{row['label']} tls={row['tls']} c={row['clients']} m={row['streams']}"
+            f" #{row['repetition']}")
+    if row["status"] != "ok":
+        return f"{case}: {row['status']} ({row['note']})"
+    parts = [f"{float(row['requests_per_s']) / 1000:.1f}k req/s"]
+    if row["mean_request_us"] != "":
+        parts.append(f"mean {float(row['mean_request_us']):.0f} µs")
+    if row["server_cpu_us_per_request"] != "":
+        parts.append(f"server {float(row['server_cpu_us_per_request']):.2f} µs CPU/req "
+                     f"({float(row['server_cpu_percent']):.0f}% CPU)")
+    if row["failed"] not in ("", 0, "0"):
+        parts.append(f"{row['failed']} failed")
+    if disturbed(row):
+        parts.append("DISTURBED: " + ", ".join(disturbed(row)))
+    return f"{case}: " + ", ".join(parts)
+
+
+def disturbed(row):
+    """What else took CPU during a run, beyond BUSY_MACHINE_PERCENT ([] if nothing)."""
+    return [f"{name} {float(row[column]):.0f}% CPU"
+            for name, column in (("others", "other_cpu_percent"), ("steal", "steal_percent"))
+            if row.get(column) not in (None, "")
+            and float(row[column]) > BUSY_MACHINE_PERCENT]
+
+
+def _duration_text(seconds):
+    seconds = int(seconds)
+    if seconds >= 3600:
+        return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+    if seconds >= 60:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds}s"
+
+
+class Context:
+    """What every run needs: options, pinning, the launcher, the outputs."""
+
+    def __init__(self, args, registry, launcher, server_cpus, client_cpus, out_dir,
+                 work_dir, mode):
+        self.args = args
+        self.registry = registry
+        self.launcher = launcher
+        self.server_cpus = server_cpus
+        self.client_cpus = client_cpus
+        self.out_dir = out_dir
+        self.work_dir = work_dir
+        self.mode = mode
+        self.rows = []
+        self.skipped = []
+        self.notes = []
+        csv_path = os.path.join(out_dir, "results.csv")
+        self._csv_file = open(csv_path, "w", newline="", encoding="utf-8")
+        self._csv = csv.DictWriter(self._csv_file, CSV_COLUMNS)
+        self._csv.writeheader()
+        self._h2load_log = open(os.path.join(out_dir, "h2load.log"), "w", encoding="utf-8")
+
+    def note(self, text):
+        """A one-line message for the terminal, kept for meta.json too."""
+        print(text, flush=True)
+        self.notes.append(text)
+
+    def record(self, row):
+        """Append a row to the CSV at once, so an interrupted sweep keeps its rows."""
+        self.rows.append(row)
+        self._csv.writerow(row)
+        self._csv_file.flush()
+
+    def log_h2load(self, argv, text):
+        """Keep h2load's whole output: the CSV holds only what was parsed."""
+        self._h2load_log.write(f"### {shlex.join(argv)}\n{text}\n")
+        self._h2load_log.flush()
+
+    def close(self):
+        self._csv_file.close()
+        self._h2load_log.close()
+
+
+def read_server_stats(running):
+    """Hook for issue 7: the server's own counters, as extra CSV columns.
+
+    h2lab will serve its counters as JSON at /stats; the harness is to read
+    them at the same two instants as the CPU time (loadgen.run's samples)
+    and add the differences to the row (and their names to CSV_COLUMNS).
+    Until that route exists this returns nothing: no invented numbers.
+    """
+    return {}
+
+
+def wait_for_quiet(limit, log):
+    """Wait up to limit seconds for the machine to be quiet; return a note or "".
+
+    Called between runs, when the server is idle and h2load not started,
+    so the machine's busy time is other people's work (a build, a test).
+    """
+    if not limit:
+        return ""
+    start = time.monotonic()
+    announced = False
+    while True:
+        before, _ = procs.machine_cpu_seconds()
+        time.sleep(0.5)
+        after, _ = procs.machine_cpu_seconds()
+        busy = 100 * (after - before) / 0.5
+        waited = time.monotonic() - start
+        if busy < BUSY_MACHINE_PERCENT:
+            return f"waited {waited:.0f} s for a quiet machine" if announced else ""
+        if waited > limit:
+            return f"machine still busy ({busy:.0f}% CPU) after {limit:g} s; measured anyway"
+        if not announced:
+            log(f"waiting for a quiet machine (others use {busy:.0f}% CPU)")
+            announced = True
+
+
+def measure(ctx, running, clients, streams, repetition):
+    """One h2load run against a running server: returns the CSV row."""
+    args = ctx.args
+    quiet_note = wait_for_quiet(args.wait_for_quiet, ctx.note)
+    threads = min(max(1, len(ctx.client_cpus)), clients)
+    log_file = (os.path.join(ctx.work_dir, "h2load-requests.log")
+                if args.percentiles else None)
+    argv = taskset(ctx.client_cpus) + loadgen.h2load_argv(
+        args.h2load, running.url, clients, streams, threads, args.duration,
+        args.warmup, log_file)
+    # Forked workers may have been replaced since the last run; read the tree
+    # outside the measured window.
+    running.pids = procs.descendants(running.proc.pid)
+    text, window = loadgen.run(ctx.registry, argv, running.pids,
+                               timeout=args.warmup + args.duration + 30)
+    rss, hwm = procs.memory_kb(running.pids)
+    result = loadgen.parse(text)
+    if log_file and os.path.exists(log_file):
+        result["p50_request_us"], result["p99_request_us"] = loadgen.percentiles(log_file)
+        os.remove(log_file)
+    ctx.log_h2load(argv, text)
+
+    status, note = "ok", ""
+    if running.proc.poll() is not None:
+        status, note = "server-died", f"server exited with code {running.proc.returncode}"
+    elif window["exit_code"] != 0 or "requests_per_s" not in result:
+        status = "h2load-failed"
+        note = f"h2load exit code {window['exit_code']}; see h2load.log"
+    note = "; ".join(n for n in (note, quiet_note) if n)
+    succeeded = result.get("succeeded", 0)
+    cpu_s = window["server_cpu_s"]
+    spec = running.spec
+    row = {
+        "started": datetime.datetime.now().isoformat(timespec="seconds"),
+        "mode": ctx.mode, "variant": spec.variant, "label": row_label(running),
+        "server": spec.server, "server_version": running.version,
+        "dispatcher": spec.dispatcher, "engine": spec.engine,
+        "server_threads": spec.threads, "extra_args": shlex.join(spec.extra_args),
+        "tls": "on" if spec.tls else "off", "clients": clients, "streams": streams,
+        "h2load_threads": threads, "repetition": repetition,
+        "warmup_s": args.warmup, "duration_s": args.duration, "status": status,
+        "server_cpu_s": f"{cpu_s:.3f}",
+        "server_cpu_us_per_request": f"{cpu_s * 1e6 / succeeded:.4f}" if succeeded else "",
+        "server_cpu_percent": percent(cpu_s, window["wall_s"]),
+        "client_cpu_percent": percent(window["client_cpu_s"], window["wall_s"]),
+        "other_cpu_percent": percent(window["other_cpu_s"], window["wall_s"]),
+        "steal_percent": percent(window["steal_s"], window["wall_s"]),
+        "cpu_window": window["method"], "window_s": f"{window['wall_s']:.3f}",
+        "server_vmrss_kb": rss if rss is not None else "",
+        "server_vmhwm_kb": hwm if hwm is not None else "",
+        "server_cpus": cpus_text(ctx.server_cpus), "client_cpus": cpus_text(ctx.client_cpus),
+        "server_cmd": shlex.join(running.argv), "h2load_cmd": shlex.join(argv),
+        "note": note,
+    }
+    row.update(read_server_stats(running))
+    for column in CSV_COLUMNS:
+        if column not in row:
+            value = result.get(column, "")
+            row[column] = f"{value:.2f}" if isinstance(value, float) else value
+    return row
+
+
+def percent(seconds, wall):
+    """CPU seconds over a wall interval as a percentage of one CPU ("" if unknown)."""
+    if seconds is None or wall <= 0:
+        return ""
+    return f"{100 * seconds / wall:.1f}"
+
+
+def row_label(running):
+    """A run's line name: peers carry their version, h2lab its configuration."""
+    if running.spec.server == H2LAB or not running.version:
+        return running.spec.label
+    return f"{running.spec.label} {running.version}"
+
+
+def start_or_skip(ctx, spec, progress, runs):
+    """Start spec, or print why it is skipped and take its runs off the total."""
+    try:
+        return ctx.launcher.start(spec)
+    except Unavailable as e:
+        tls = "on" if spec.tls else "off"
+        ctx.note(f"skip {spec.label} tls={tls}: {e}")
+        ctx.skipped.append({"label": spec.label, "tls": tls, "reason": str(e)})
+        progress.skip(runs)
+        return None
+
+
+def stop_server(ctx, running):
+    """Stop a server; say so when h2lab did not exit 0 on SIGTERM (its contract)."""
+    code = ctx.launcher.stop(running)
+    if code != 0 and running.spec.server == H2LAB:
+        ctx.note(f"note: {running.spec.label} exited with code {code} on SIGTERM "
+                 "(expected 0)")
+
+
+def run_sweep(ctx, specs, progress):
+    """Every case and repetition against each spec, one server process per spec.
+
+    A server that dies mid-sweep is restarted for the next run (its row says
+    so); one that cannot be restarted loses its remaining runs.
+    """
+    args = ctx.args
+    cases = cases_of(args)
+    runs_per_spec = len(cases) * args.repetitions
+    chosen = set()   # --smoke: TLS modes that already have an h2lab configuration
+    for spec in specs:
+        if args.smoke and spec.server == H2LAB and spec.tls in chosen:
+            continue
+        # --smoke plans one h2lab configuration per TLS mode, not each candidate.
+        smoke_candidate = args.smoke and spec.server == H2LAB
+        running = start_or_skip(ctx, spec, progress,
+                                0 if smoke_candidate else runs_per_spec)
+        if running is None:
+            continue
+        if smoke_candidate:
+            chosen.add(spec.tls)
+            ctx.note(f"smoke: using {spec.label}")
+        left = runs_per_spec
+        try:
+            for clients, streams in cases:
+                for rep in range(1, args.repetitions + 1):
+                    if running.proc.poll() is not None:
+                        ctx.note(f"note: {spec.label} died (code "
+                                 f"{running.proc.returncode}); restarting it")
+                        running = start_or_skip(ctx, spec, progress, left)
+                        if running is None:
+                            raise _GiveUp()
+                    row = measure(ctx, running, clients, streams, rep)
+                    ctx.record(row)
+                    progress.report(row)
+                    left -= 1
+        except _GiveUp:
+            continue
+        finally:
+            if running is not None:
+                stop_server(ctx, running)
+
+
+class _GiveUp(Exception):
+    """A configuration that cannot be (re)started loses its remaining runs."""
+
+
+def run_compare(ctx, pairs, progress):
+    """A and B alternately for every case and repetition: A B A B ...
+
+    Each run gets a freshly started server and nothing else runs meanwhile:
+    an idle second server could still take CPU (an io_uring SQPOLL thread
+    spins for a while after its last request), so A and B never coexist.
+    Alternating spreads slow drifts of the machine (thermal, other tenants)
+    evenly over both sides; the spread of the B/A ratios shows what is left.
+    """
+    args = ctx.args
+    cases = cases_of(args)
+    for a, b in pairs:
+        runs = len(cases) * args.repetitions * 2
+        unavailable = False
+        for clients, streams in cases:
+            for rep in range(1, args.repetitions + 1):
+                for spec in (a, b):
+                    running = start_or_skip(ctx, spec, progress, runs)
+                    if running is None:
+                        unavailable = True
+                        break
+                    try:
+                        row = measure(ctx, running, clients, streams, rep)
+                    finally:
+                        stop_server(ctx, running)
+                    ctx.record(row)
+                    progress.report(row)
+                    runs -= 1
+                if unavailable:
+                    break
+            if unavailable:
+                break
+
+
+def compare_table(rows):
+    """Per pair and case: B/A ratios of requests/s and CPU/request, min/median/max."""
+    runs = {}
+    for row in rows:
+        if not plots.usable(row):
+            continue
+        key = (row["tls"], int(row["clients"]), int(row["streams"]))
+        runs.setdefault(key, {}).setdefault(row["variant"], {})[int(row["repetition"])] = row
+    table = []
+    labels = {}
+    for row in rows:
+        labels.setdefault(row["variant"], row["label"])
+    for key, sides in runs.items():
+        reps = sorted(set(sides.get("A", {})) & set(sides.get("B", {})))
+        if not reps:
+            continue
+        a_rows = [sides["A"][r] for r in reps]
+        b_rows = [sides["B"][r] for r in reps]
+        entry = {"tls": key[0], "clients": key[1], "streams": key[2], "pairs": len(reps),
+                 "a_label": labels.get("A", ""), "b_label": labels.get("B", "")}
+        for name, column in (("rps", "requests_per_s"), ("cpu", "server_cpu_us_per_request")):
+            pairs = [(float(a[column]), float(b[column])) for a, b in zip(a_rows, b_rows)
+                     if a[column] not in ("", None) and b[column] not in ("", None)
+                     and float(a[column]) > 0]
+            ratios = sorted(bv / av for av, bv in pairs)
+            entry[f"{name}_ratio_min"] = min(ratios) if ratios else None
+            entry[f"{name}_ratio_median"] = statistics.median(ratios) if ratios else None
+            entry[f"{name}_ratio_max"] = max(ratios) if ratios else None
+            entry[f"a_{name}_median"] = (statistics.median(p[0] for p in pairs)
+                                         if pairs else None)
+            entry[f"b_{name}_median"] = (statistics.median(p[1] for p in pairs)
+                                         if pairs else None)
+        table.append(entry)
+    return table
+
+
+def print_compare(table):
+    """The compare table on the terminal."""
+    if not table:
+        print("compare: no case has both an A and a B run that succeeded")
+        return
+    by_pair = {}
+    for e in table:
+        by_pair.setdefault((e["a_label"], e["b_label"]), []).append(e)
+
+    def spread(e, name):
+        if e[f"{name}_ratio_median"] is None:
+            return "-".center(20)
+        return (f"{e[f'{name}_ratio_min']:.3f}/{e[f'{name}_ratio_median']:.3f}/"
+                f"{e[f'{name}_ratio_max']:.3f}")
+
+    for (a, b), entries in by_pair.items():
+        print(f"\nB/A ratios (min/median/max over repetitions)\n"
+              f"  A = {a.partition(': ')[2]}\n  B = {b.partition(': ')[2]}")
+        print(f"{'tls':>4} {'clients':>7} {'streams':>7} {'pairs':>5}  "
+              f"{'req/s B/A':>20}  {'CPU/req B/A':>20}  {'A req/s':>10} {'B req/s':>10}")
+        for e in entries:
+            print(f"{e['tls']:>4} {e['clients']:>7} {e['streams']:>7} {e['pairs']:>5}  "
+                  f"{spread(e, 'rps'):>20}  {spread(e, 'cpu'):>20}  "
+                  f"{e['a_rps_median'] or 0:>10.0f} {e['b_rps_median'] or 0:>10.0f}")
+
+
+def write_compare_csv(table, path):
+    if not table:
+        return
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, list(table[0]))
+        writer.writeheader()
+        for entry in table:
+            writer.writerow({k: f"{v:.4f}" if isinstance(v, float) else v
+                             for k, v in entry.items()})
+
+
+# --------------------------------------------------------------------------
+# Outputs
+# --------------------------------------------------------------------------
+
+def machine_text(meta):
+    """Machine and pinning in one line, for figure titles."""
+    pin = meta["pinning"]
+    return (f"{meta['cpu_model']} ({meta['cpus_online']} CPUs), server on CPU "
+            f"{pin['server_cpus']}, h2load on CPU {pin['client_cpus']}")
+
+
+def write_json(path, data):
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(data, f, indent=2, sort_keys=False, default=str)
+        f.write("\n")
+
+
+def finish_outputs(out_dir, rows, meta, quiet_only=False, log=print):
+    """Figures and summary.md from the rows; returns the figure paths."""
+    date = meta["date"][:16].replace("T", " ")
+    if quiet_only:
+        kept = [r for r in rows if not disturbed(r)]
+        log(f"--quiet-only: {len(rows) - len(kept)} of {len(rows)} runs left out "
+            "of figures and summary.md")
+        rows = kept
+    figures = []
+    if not meta["options"].get("no_plots"):
+        figures = plots.render(rows, out_dir, machine_text(meta), date, log)
+    with open(os.path.join(out_dir, "summary.md"), "w", encoding="utf-8") as f:
+        f.write(f"# h2lab bench run {date}\n\n{machine_text(meta)}; kernel "
+                f"{meta['kernel']}; h2lab {meta.get('h2lab_git_revision') or '?'}\n\n")
+        if quiet_only:
+            f.write(f"Runs disturbed by other processes (> {BUSY_MACHINE_PERCENT}% of a "
+                    "CPU) are left out; a table cell is the median of the rest.\n\n")
+        f.write(plots.summary_markdown(rows))
+    return figures
+
+
+def replot(args):
+    """--replot DIR: figures and summary again from a finished run's files."""
+    out_dir = user_path(args.replot)
+    with open(os.path.join(out_dir, "results.csv"), newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    with open(os.path.join(out_dir, "meta.json"), encoding="utf-8") as f:
+        meta = json.load(f)
+    meta["options"]["no_plots"] = False
+    figures = finish_outputs(out_dir, rows, meta, args.quiet_only)
+    print(f"{len(figures)} figure files and summary.md written to {out_dir}")
+    return 0
+
+
+def dry_run(args, specs, pairs, server_cpus, client_cpus, binary):
+    """Print what a run would do, without starting anything."""
+    cases = cases_of(args)
+    per_run = args.warmup + args.duration + 0.3
+    if pairs:
+        runs = len(pairs) * len(cases) * args.repetitions * 2
+        for a, b in pairs:
+            print(f"pair: A = {a.label} (tls {'on' if a.tls else 'off'})  "
+                  f"B = {b.label} (tls {'on' if b.tls else 'off'})")
+    else:
+        runs = len(specs) * len(cases) * args.repetitions
+        for spec in specs:
+            print(f"server: {spec.label} tls={'on' if spec.tls else 'off'}")
+    print(f"cases (clients x streams): {len(cases)}; repetitions: {args.repetitions}; "
+          f"runs: {runs}; at most about {_duration_text(runs * per_run)}")
+    example = ServerSpec(H2LAB, False, args.dispatchers[0], args.engines[0],
+                         server_threads(args, server_cpus), tuple(args.server_arg))
+    launcher = Launcher(None, binary or "<h2lab>", taskset(server_cpus), "", "")
+    try:
+        print("h2lab command, e.g.: " + shlex.join(launcher.h2lab_argv(example)))
+    except Unavailable as e:
+        print(f"h2lab: {e}")
+    c, s = cases[0]
+    print("h2load command, e.g.: " + shlex.join(taskset(client_cpus) + loadgen.h2load_argv(
+        args.h2load, "http://127.0.0.1:PORT/", c, s, min(max(1, len(client_cpus)), c),
+        args.duration, args.warmup)))
+    return 0
+
+
+def run(args, registry):
+    """The whole run: plan, measure, write CSV/meta/figures. Returns the exit code."""
+    started = datetime.datetime.now()
+    server_cpus, client_cpus, warnings = plan_pinning(args)
+    for w in warnings:
+        print(f"warning: {w}", flush=True)
+    threads = server_threads(args, server_cpus)
+    needs_h2lab = not args.no_h2lab or (args.compare and any(
+        "peer" not in parse_variant(v) for v in args.compare))
+    binary = user_path(args.server) if args.server else default_server()
+    pairs = compare_pairs(args, threads) if args.compare else []
+    specs = [] if args.compare else sweep_specs(args, threads)
+    if args.dry_run:
+        return dry_run(args, specs, pairs, server_cpus, client_cpus, binary)
+    if needs_h2lab and (binary is None or not os.access(binary, os.X_OK)):
+        sys.exit("sweep: error: no h2lab server binary: build it (bazel build "
+                 "//server:main), pass --server PATH, or use --peers --no-h2lab")
+    if shutil.which(args.h2load) is None:
+        sys.exit(f"sweep: error: {args.h2load} not found (apt-get install nghttp2-client)")
+
+    out_dir = user_path(args.out) if args.out else os.path.join(
+        workspace_dir(), "bench", "results", started.strftime("%Y%m%d-%H%M%S"))
+    os.makedirs(os.path.join(out_dir, "logs"), exist_ok=True)
+    revision, dirty = git_revision(workspace_dir())
+    meta = {
+        "date": started.isoformat(timespec="seconds"),
+        "mode": "compare" if args.compare else ("smoke" if args.smoke else "sweep"),
+        "command": invocation(),
+        "kernel": f"{platform.release()} {platform.version()}",
+        "cpu_model": cpu_model(),
+        "cpus_online": os.cpu_count(),
+        "cpus_allowed": sorted(os.sched_getaffinity(0)),
+        "h2lab_git_revision": revision,
+        "h2lab_git_dirty": dirty,
+        "h2lab_binary": binary if needs_h2lab else None,
+        "h2load_version": tool_version([args.h2load, "--version"]),
+        "python": platform.python_version(),
+        "pinning": {"server_cpus": cpus_text(server_cpus),
+                    "client_cpus": cpus_text(client_cpus), "warnings": warnings},
+        "server_threads": threads,
+        "cpu_window": CPU_WINDOW_TEXT,
+        "kernel_knobs": kernel_knobs(),
+        "options": {k: v for k, v in vars(args).items()},
+        "finished": False,
+    }
+    write_json(os.path.join(out_dir, "meta.json"), meta)
+
+    interrupted = False
+    with tempfile.TemporaryDirectory(prefix="h2lab-bench-") as work_dir:
+        launcher = Launcher(registry, binary, taskset(server_cpus), work_dir,
+                            os.path.join(out_dir, "logs"), args.startup_timeout,
+                            args.stop_timeout)
+        ctx = Context(args, registry, launcher, server_cpus, client_cpus, out_dir,
+                      work_dir, meta["mode"])
+        launcher.log = ctx.note
+        cases = cases_of(args)
+        per_run = args.warmup + args.duration + 0.3
+        total = planned_runs(args, specs, pairs)
+        print(f"{meta['mode']}: {total} runs planned, at most about "
+              f"{_duration_text(total * per_run)}; output in {out_dir}", flush=True)
+        progress = Progress(total, per_run)
+        try:
+            if pairs:
+                run_compare(ctx, pairs, progress)
+            else:
+                run_sweep(ctx, specs, progress)
+        except KeyboardInterrupt:
+            interrupted = True
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            print("\ninterrupted: servers and h2load stopped; keeping the rows "
+                  "measured so far", flush=True)
+            registry.stop_all(args.stop_timeout)
+        finally:
+            ctx.close()
+        _save_peer_configs(work_dir, out_dir)
+
+    meta.update({
+        "finished": not interrupted, "interrupted": interrupted,
+        "runs": len(ctx.rows), "skipped": ctx.skipped, "notes": ctx.notes,
+        "server_versions": sorted({f"{r['server']} {r['server_version']}".strip()
+                                   for r in ctx.rows}),
+    })
+    write_json(os.path.join(out_dir, "meta.json"), meta)
+    if pairs:
+        table = compare_table(ctx.rows)
+        print_compare(table)
+        write_compare_csv(table, os.path.join(out_dir, "compare.csv"))
+    figures = finish_outputs(out_dir, ctx.rows, meta, args.quiet_only)
+    ok = sum(1 for r in ctx.rows if plots.usable(r))
+    print(f"\n{len(ctx.rows)} runs ({ok} ok), {len(ctx.skipped)} configuration(s) "
+          f"skipped; {len(figures)} figure files\nresults: {out_dir}", flush=True)
+    if interrupted:
+        return 130
+    return 0 if ctx.rows or not (specs or pairs) else 1
+
+
+def _save_peer_configs(work_dir, out_dir):
+    """Keep the generated peer configurations with the results (provenance)."""
+    for name in sorted(os.listdir(work_dir)):
+        for conf in ("nginx.conf", "h2o.conf"):
+            path = os.path.join(work_dir, name, conf)
+            if os.path.exists(path):
+                os.makedirs(os.path.join(out_dir, "configs"), exist_ok=True)
+                shutil.copy(path, os.path.join(out_dir, "configs", f"{name}-{conf}"))
+
+
+def _raise_interrupt(signum, frame):
+    raise KeyboardInterrupt()
+
+
+def main(argv=None):
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    if args.replot:
+        return replot(args)
+    registry = procs.Registry()
+    # SIGTERM and SIGHUP end a sweep like Ctrl-C does: servers are stopped.
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+    signal.signal(signal.SIGHUP, _raise_interrupt)
+    try:
+        return run(args, registry)
+    except KeyboardInterrupt:
+        print("\ninterrupted", flush=True)
+        return 130
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        registry.stop_all(args.stop_timeout)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
