@@ -140,9 +140,12 @@ struct Connection::RequestCache {
   std::optional<RouteResponse> response;
 
   const Request* find(Bytes b) const {
-    return valid && b.size() == block.size() && std::memcmp(b.data(), block.data(), b.size()) == 0
-               ? &request
-               : nullptr;
+    if (!valid || b.size() != block.size()) return nullptr;
+    // Blocks of indexed fields are a few octets: a loop beats a memcmp call.
+    for (size_t i = 0; i < b.size(); ++i) {
+      if (b[i] != block[i]) return nullptr;
+    }
+    return &request;
   }
   void store(Bytes b, const Request& r) {
     valid = b.size() <= kMaxBlock;
@@ -427,7 +430,8 @@ bool Connection::on_header_block(uint32_t stream_id, Bytes block, bool end_strea
     if (request_cache_) request_cache_->valid = false;  // the table may have changed
     return true;
   }
-  const auto existing = streams_.find(stream_id);
+  // Most requests are answered at once, so the map is usually empty.
+  const auto existing = streams_.empty() ? streams_.end() : streams_.find(stream_id);
   const bool trailers = existing != streams_.end();
   std::optional<Request> decoded_storage;  // constructed only when decoding
   const Request* cached = trailers || !request_cache_ ? nullptr : request_cache_->find(block);
@@ -510,6 +514,13 @@ bool Connection::start_request(uint32_t id, const Request& request, bool end_str
                                std::optional<RouteResponse>* route_memo) {
   ++counters_.streams;
   last_processed_ = id;
+  const bool head = request.method == "HEAD"sv;
+  // A repeated request whose small answer fits at once needs no Stream.
+  if (route_memo != nullptr && route_memo->has_value() && end_stream && !head &&
+      send_small_response(id, **route_memo, peer_initial_window_)) {
+    count_response();
+    return true;
+  }
   // Built on the stack: a request answered at once (the common case) is
   // never stored.
   Stream s;
@@ -518,7 +529,7 @@ bool Connection::start_request(uint32_t id, const Request& request, bool end_str
   s.send_window = peer_initial_window_;
   s.recv_window = options_.initial_window_size;
   s.expected_length = request.content_length;
-  s.head = request.method == "HEAD"sv;
+  s.head = head;
   if (route_memo != nullptr && route_memo->has_value()) {
     s.response = **route_memo;
   } else {
@@ -539,16 +550,8 @@ void Connection::start_response(Stream& s) {
   const bool echo_done = r.body == BodyKind::kEcho && s.remote_closed && s.echo.empty();
   const bool no_body = r.body == BodyKind::kNone || s.head || echo_done ||
                        (r.body == BodyKind::kStatic && r.static_body.empty());
-  const size_t small = r.body == BodyKind::kStatic ? r.static_body.size() : 0;
-  if (!no_body && small != 0 && small < kCopyBodyBelow && int64_t(small) <= conn_send_window_ &&
-      int64_t(small) <= s.send_window && small <= peer_max_frame_size_ &&
-      out_.size() < options_.output_high_water) {
-    // The common answer (Hello World): HEADERS and one small DATA frame,
-    // written back to back into the arena — one iovec, no pump loop.
-    send_headers(s.id, r, false);
-    send_data(s.id, r.static_body.data(), small, true, false);
-    conn_send_window_ -= static_cast<int64_t>(small);
-    s.send_window -= static_cast<int64_t>(small);
+  if (!no_body && send_small_response(s.id, r, s.send_window)) {
+    s.send_window -= static_cast<int64_t>(r.static_body.size());
     response_complete(s);
     return;
   }
@@ -642,6 +645,10 @@ void Connection::pump(Stream& s) {
 // Our END_STREAM went out: a completed response earns back abuse budget.
 void Connection::response_complete(Stream& s) {
   s.local_closed = true;
+  count_response();
+}
+
+void Connection::count_response() {
   ++counters_.responses;
   budget_ = std::min<int64_t>(budget_ + 1, options_.abuse_budget);
 }
@@ -798,32 +805,34 @@ bool Connection::on_rst_stream(const FrameHeader& h, Bytes payload) {
 // ---------------------------------------------------------------------------
 // Output
 
-void Connection::send_headers(uint32_t id, const RouteResponse& r, bool end_stream) {
-  const uint8_t frame_flags = flags::kEndHeaders | (end_stream ? flags::kEndStream : 0);
+// The HPACK block for a response's fields: replayed from header_cache_ when
+// the encoder's table is as it was after the identical previous response,
+// else encoded into `scratch` (and cached when encoding changed nothing).
+// Valid until the next call.
+Bytes Connection::response_header_block(const RouteResponse& r,
+                                        std::span<uint8_t, kMaxResponseBlock> scratch) {
   HeaderBlockCache& cache = header_cache_;
-  if (cache.valid && cache.status == r.status && cache.content_type == r.content_type &&
+  // Content types are static strings: equal pointers settle it cheaply.
+  const bool same_type = (cache.content_type.data() == r.content_type.data() &&
+                          cache.content_type.size() == r.content_type.size()) ||
+                         cache.content_type == r.content_type;
+  if (cache.valid && cache.status == r.status && same_type &&
       cache.content_length == r.content_length) {
-    uint8_t* p = out_.append(kFrameHeaderSize + cache.size);
-    encode_frame_header(p, static_cast<uint32_t>(cache.size), FrameType::kHeaders, frame_flags, id);
-    std::memcpy(p + kFrameHeaderSize, cache.block, cache.size);
-    return;
+    return {cache.block, cache.size};
   }
   char status[4];
   std::to_chars(status, status + 3, r.status);
   char length[24];
-  size_t length_size = 0;
   hpack::Header fields[3];
   size_t count = 0;
   fields[count++] = {":status", std::string_view(status, 3)};
   if (!r.content_type.empty()) fields[count++] = {"content-type", r.content_type};
   if (r.content_length) {
-    length_size = static_cast<size_t>(std::to_chars(length, length + sizeof length, *r.content_length).ptr - length);
-    fields[count++] = {"content-length", std::string_view(length, length_size)};
+    const char* end = std::to_chars(length, length + sizeof length, *r.content_length).ptr;
+    fields[count++] = {"content-length", std::string_view(length, static_cast<size_t>(end - length))};
   }
-  uint8_t block[256];
-  const std::span<const hpack::Header> list(fields, count);
   const uint64_t inserts_before = encoder_.table().insert_count();
-  const size_t size = encoder_.encode(list, block).value_or(0);
+  const size_t size = encoder_.encode({fields, count}, scratch).value_or(0);
   // A block that carries a table size update (§6.3) must not be replayed.
   cache.valid = encoder_.table().insert_count() == inserts_before && !table_size_changed_ &&
                 size <= sizeof cache.block;
@@ -833,11 +842,42 @@ void Connection::send_headers(uint32_t id, const RouteResponse& r, bool end_stre
     cache.content_type = r.content_type;
     cache.content_length = r.content_length;
     cache.size = size;
-    std::memcpy(cache.block, block, size);
+    std::memcpy(cache.block, scratch.data(), size);
   }
-  uint8_t* p = out_.append(kFrameHeaderSize + size);
-  encode_frame_header(p, static_cast<uint32_t>(size), FrameType::kHeaders, frame_flags, id);
-  std::memcpy(p + kFrameHeaderSize, block, size);
+  return {scratch.data(), size};
+}
+
+void Connection::send_headers(uint32_t id, const RouteResponse& r, bool end_stream) {
+  uint8_t scratch[kMaxResponseBlock];
+  const Bytes block = response_header_block(r, scratch);
+  uint8_t* p = out_.append(kFrameHeaderSize + block.size());
+  const uint8_t frame_flags = flags::kEndHeaders | (end_stream ? flags::kEndStream : 0);
+  encode_frame_header(p, static_cast<uint32_t>(block.size()), FrameType::kHeaders, frame_flags, id);
+  std::memcpy(p + kFrameHeaderSize, block.data(), block.size());
+}
+
+// The common answer (Hello World): a small static body that the windows,
+// the peer's frame size and the output bound all allow at once. HEADERS and
+// DATA(END_STREAM) go into the arena in one append — one iovec, no pump.
+// Returns false, having sent nothing, when any condition does not hold.
+bool Connection::send_small_response(uint32_t id, const RouteResponse& r, int64_t stream_window) {
+  const size_t n = r.body == BodyKind::kStatic ? r.static_body.size() : 0;
+  if (n == 0 || n >= kCopyBodyBelow || static_cast<int64_t>(n) > conn_send_window_ ||
+      static_cast<int64_t>(n) > stream_window || n > peer_max_frame_size_ ||
+      out_.size() >= options_.output_high_water) {
+    return false;
+  }
+  uint8_t scratch[kMaxResponseBlock];
+  const Bytes block = response_header_block(r, scratch);
+  uint8_t* p = out_.append(2 * kFrameHeaderSize + block.size() + n);
+  p = encode_frame_header(p, static_cast<uint32_t>(block.size()), FrameType::kHeaders,
+                          flags::kEndHeaders, id);
+  std::memcpy(p, block.data(), block.size());
+  p = encode_frame_header(p + block.size(), static_cast<uint32_t>(n), FrameType::kData,
+                          flags::kEndStream, id);
+  std::memcpy(p, r.static_body.data(), n);
+  conn_send_window_ -= static_cast<int64_t>(n);
+  return true;
 }
 
 void Connection::send_data(uint32_t id, const void* data, size_t n, bool end_stream,

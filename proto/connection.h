@@ -98,6 +98,7 @@ class Connection final : public Engine {
   void end_of_request_body(Stream& s);
   void pump(Stream& s);
   void response_complete(Stream& s);
+  void count_response();
   void pump_all();
   void finish_stream(uint32_t id);
 
@@ -106,7 +107,11 @@ class Connection final : public Engine {
   void reset_stream(uint32_t id, ErrorCode code);
   bool spend_budget(const char* what);
   void send_goaway(ErrorCode code, const char* detail);
+  static constexpr size_t kMaxResponseBlock = 256;
+  Bytes response_header_block(const RouteResponse& r,
+                              std::span<uint8_t, kMaxResponseBlock> scratch);
   void send_headers(uint32_t id, const RouteResponse& r, bool end_stream);
+  bool send_small_response(uint32_t id, const RouteResponse& r, int64_t stream_window);
   void send_data(uint32_t id, const void* data, size_t n, bool end_stream, bool by_reference);
   void grant_window(uint32_t stream_id, uint32_t consumed);
   bool handle_http1(Bytes in);

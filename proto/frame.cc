@@ -110,6 +110,12 @@ FrameError parse_data(const FrameHeader& h, Bytes payload, DataFrame& out) noexc
 
 FrameError parse_headers(const FrameHeader& h, Bytes payload, HeadersFrame& out) noexcept {
   if (h.stream_id == 0) return conn(ErrorCode::kProtocolError, "HEADERS on stream 0");
+  if ((h.flags & (flags::kPadded | flags::kPriority)) == 0) {  // the usual HEADERS
+    out.has_priority = false;
+    out.priority = {};
+    out.block_fragment = payload;
+    return FrameError::none();
+  }
   const size_t fixed = h.has(flags::kPriority) ? 5 : 0;
   if (FrameError e = strip_padding(h, payload, fixed); !e.ok()) return e;
   out.has_priority = fixed != 0;
