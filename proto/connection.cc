@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <charconv>
+#include <endian.h>
+
 #include <cstring>
 #include <string_view>
 #include <tuple>
@@ -837,6 +839,8 @@ Bytes Connection::response_header_block(const RouteResponse& r,
   cache.valid = encoder_.table().insert_count() == inserts_before && !table_size_changed_ &&
                 size <= sizeof cache.block;
   table_size_changed_ = false;
+  cache.body = nullptr;  // a new block: no small-response template yet
+  cache.frames_size = 0;
   if (cache.valid) {
     cache.status = r.status;
     cache.content_type = r.content_type;
@@ -867,16 +871,38 @@ bool Connection::send_small_response(uint32_t id, const RouteResponse& r, int64_
       out_.size() >= options_.output_high_water) {
     return false;
   }
+  conn_send_window_ -= static_cast<int64_t>(n);
+  HeaderBlockCache& cache = header_cache_;
+  const size_t data_header_at = kFrameHeaderSize + cache.size;
+  if (cache.valid && cache.frames_size != 0 && cache.body == r.static_body.data() &&
+      cache.body_size == n &&
+      cache.status == r.status && cache.content_type.data() == r.content_type.data() &&
+      cache.content_length == r.content_length) {
+    // The same answer as last time, under the same HPACK state: copy the
+    // template and patch the stream ids (§4.1, octets 5-8 of each frame).
+    uint8_t* p = out_.append(cache.frames_size);
+    std::memcpy(p, cache.frames, cache.frames_size);
+    const uint32_t stream = htobe32(id & kStreamIdMask);
+    std::memcpy(p + 5, &stream, 4);
+    std::memcpy(p + data_header_at + 5, &stream, 4);
+    return true;
+  }
   uint8_t scratch[kMaxResponseBlock];
   const Bytes block = response_header_block(r, scratch);
-  uint8_t* p = out_.append(2 * kFrameHeaderSize + block.size() + n);
-  p = encode_frame_header(p, static_cast<uint32_t>(block.size()), FrameType::kHeaders,
-                          flags::kEndHeaders, id);
+  const size_t size = 2 * kFrameHeaderSize + block.size() + n;
+  uint8_t* const start = out_.append(size);
+  uint8_t* p = encode_frame_header(start, static_cast<uint32_t>(block.size()), FrameType::kHeaders,
+                                   flags::kEndHeaders, id);
   std::memcpy(p, block.data(), block.size());
   p = encode_frame_header(p + block.size(), static_cast<uint32_t>(n), FrameType::kData,
                           flags::kEndStream, id);
   std::memcpy(p, r.static_body.data(), n);
-  conn_send_window_ -= static_cast<int64_t>(n);
+  if (block.data() == cache.block && size <= sizeof cache.frames) {  // replayed: keep a template
+    std::memcpy(cache.frames, start, size);
+    cache.frames_size = size;
+    cache.body = r.static_body.data();
+    cache.body_size = n;
+  }
   return true;
 }
 

@@ -140,6 +140,14 @@ class Connection final : public Engine {
     std::optional<uint64_t> content_length;
     uint8_t block[64];
     size_t size = 0;
+    // The whole small response last sent with this block — HEADERS then
+    // DATA(END_STREAM) of `body` — as a template whose two stream ids are
+    // patched in (DESIGN.md: "prebuilt frame templates patched in place").
+    // Lives and dies with the block; empty until send_small_response fills it.
+    const char* body = nullptr;
+    size_t body_size = 0;
+    uint8_t frames[2 * kFrameHeaderSize + sizeof block + 64];
+    size_t frames_size = 0;
   };
   HeaderBlockCache header_cache_;
   std::unique_ptr<RequestCache> request_cache_;  // created on first use

@@ -85,7 +85,7 @@ TEST_CASE("a repeated malformed block is refused every time") {
   CHECK(c.engine.counters().streams == 0);
 }
 
-TEST_CASE("replayed response blocks decode the same as freshly encoded ones") {
+TEST_CASE("replayed response blocks and templates decode the same as fresh ones") {
   Client c;
   c.exchange(preface() + settings());
   // Alternate routes so the response cache is hit, missed and refilled;
@@ -95,6 +95,8 @@ TEST_CASE("replayed response blocks decode the same as freshly encoded ones") {
     const auto events = c.exchange(get_request(id, found ? "/" : "/missing"));
     REQUIRE(events.size() == 2);
     CHECK(events[0] == std::to_string(id) + (found ? ":200" : ":404"));
+    // The DATA frame too: from the patched template once it exists.
+    CHECK(events[1] == std::to_string(id) + (found ? ":Hello World\n" : ":not found\n"));
   }
 }
 
