@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "proto/frame.h"
+#include "tests/support/clients.h"
 #include "tests/support/frame_builder.h"
 #include "tests/support/process.h"
 #include "tests/support/server_fixture.h"
@@ -21,71 +22,6 @@ using namespace h2lab;
 using namespace h2lab::testing;
 using namespace std::chrono_literals;
 using h2lab::proto::Bytes;
-
-namespace {
-
-// A plain TCP client for scripted conversations.
-class RawClient {
- public:
-  explicit RawClient(uint16_t port) {
-    fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_port = htons(port);
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    REQUIRE(::connect(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
-  }
-  ~RawClient() { ::close(fd_); }
-  void send(const ByteString& b) { REQUIRE(::write(fd_, b.data(), b.size()) == static_cast<ssize_t>(b.size())); }
-  // Reads until `n` octets arrived, EOF, or the timeout.
-  ByteString read_some(size_t n, std::chrono::milliseconds timeout = 3s) {
-    ByteString out;
-    const auto deadline = std::chrono::steady_clock::now() + timeout;
-    while (out.size() < n) {
-      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
-      pollfd p{fd_, POLLIN, 0};
-      if (left.count() <= 0 || ::poll(&p, 1, static_cast<int>(left.count())) <= 0) break;
-      uint8_t buf[4096];
-      const ssize_t got = ::read(fd_, buf, sizeof buf);
-      if (got <= 0) {
-        eof_ = true;
-        break;
-      }
-      out.insert(out.end(), buf, buf + got);
-    }
-    return out;
-  }
-  // True if the server closed the connection within the timeout.
-  bool closed_within(std::chrono::milliseconds timeout) {
-    read_some(SIZE_MAX, timeout);
-    return eof_;
-  }
-
- private:
-  int fd_ = -1;
-  bool eof_ = false;
-};
-
-void require_clients() {
-  for (const char* p : {"curl", "nghttp", "h2load"}) {
-    INFO(p << " is missing: run ./setup");
-    REQUIRE(have_program(p));
-  }
-}
-
-// h2load's summary line: "requests: N total, N started, N done, N succeeded, N failed, ..."
-void require_all_succeeded(const ProcessResult& r, long expected) {
-  INFO(r.output);
-  REQUIRE(r.exit_code == 0);
-  std::smatch m;
-  REQUIRE(std::regex_search(r.output, m, std::regex(R"(requests: (\d+) total, \d+ started, \d+ done, (\d+) succeeded, (\d+) failed, (\d+) errored)")));
-  CHECK(std::stol(m[1]) == expected);
-  CHECK(std::stol(m[2]) == expected);
-  CHECK(std::stol(m[3]) == 0);
-  CHECK(std::stol(m[4]) == 0);
-}
-
-}  // namespace
 
 namespace {
 // These tests speak cleartext h2c; TLS (the default) has tls_integration_test.
@@ -178,7 +114,7 @@ ByteString read_until_goaway(RawClient& c) {
     proto::FrameHeader h;
     while (!proto::decode_frame_header(Bytes(in).subspan(pos), h) ||
            in.size() - pos < proto::kFrameHeaderSize + h.length) {
-      const ByteString more = c.read_some(1);
+      const ByteString more = c.receive(1);
       if (more.empty()) return {};
       in.insert(in.end(), more.begin(), more.end());
     }
@@ -201,7 +137,7 @@ TEST_CASE("graceful stop: GOAWAY with the last stream id, then close") {
   const uint16_t port = static_cast<uint16_t>(std::stoi(srv.url().substr(srv.url().rfind(':') + 1)));
   RawClient c(port);
   c.send(preface() + settings() + get_request(1) + get_request(3));
-  c.read_some(40, 300ms);  // the responses
+  c.receive(40, 300ms);  // the responses
   const auto start = std::chrono::steady_clock::now();
   srv.stop();
   CHECK(read_until_goaway(c) == u32(3) + u32(0));  // last stream 3, NO_ERROR

@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "server/server.h"
+#include "tests/support/clients.h"
 #include "tests/support/process.h"
 #include "tests/support/server_fixture.h"
 #include "tests/tls_test_client.h"
@@ -46,12 +47,8 @@ std::string temp_dir() {
   return t ? t : "/tmp";
 }
 
-void require_clients() {
-  for (const char* p : {"curl", "nghttp", "h2load", "openssl"}) {
-    INFO(p << " is missing: run ./setup");
-    REQUIRE(have_program(p));
-  }
-}
+// The TLS tests also drive openssl s_client.
+void require_tls_clients() { require_clients({"curl", "nghttp", "h2load", "openssl"}); }
 
 // curl -k --http2 URL: the body, then "|http_version http_code".
 ProcessResult curl(const std::string& url, std::vector<std::string> extra = {}) {
@@ -68,19 +65,6 @@ void require_served(const TestServer& server) {
   REQUIRE(r.output == "Hello World\n|2 200");
 }
 
-void require_all_succeeded(const ProcessResult& r, long expected) {
-  INFO(r.output);
-  REQUIRE(r.exit_code == 0);
-  std::smatch m;
-  REQUIRE(std::regex_search(
-      r.output, m,
-      std::regex(
-          R"(requests: (\d+) total, \d+ started, \d+ done, (\d+) succeeded, (\d+) failed, (\d+) errored)")));
-  CHECK(std::stol(m[1]) == expected);
-  CHECK(std::stol(m[2]) == expected);
-  CHECK(std::stol(m[3]) == 0);
-  CHECK(std::stol(m[4]) == 0);
-}
 
 // What the server logs (stderr, fd 2) while it lives, for checking that a
 // user-visible error got a clear line.
@@ -121,55 +105,6 @@ class StderrCapture {
   int saved_ = -1;
 };
 
-// A TCP client that sends exactly the bytes a test wants.
-class RawClient {
- public:
-  explicit RawClient(uint16_t port) {
-    fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_port = htons(port);
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    REQUIRE(::connect(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
-  }
-  ~RawClient() { close(); }
-  void close() {
-    if (fd_ >= 0) ::close(fd_);
-    fd_ = -1;
-  }
-  void send(const ByteString& b) {
-    REQUIRE(::write(fd_, b.data(), b.size()) == static_cast<ssize_t>(b.size()));
-  }
-  // Reads what arrives within `timeout`, until `n` octets or EOF.
-  ByteString receive(size_t n, std::chrono::milliseconds timeout = 3s) {
-    ByteString out;
-    const auto deadline = std::chrono::steady_clock::now() + timeout;
-    while (out.size() < n) {
-      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-          deadline - std::chrono::steady_clock::now());
-      pollfd p{fd_, POLLIN, 0};
-      if (left.count() <= 0 || ::poll(&p, 1, static_cast<int>(left.count())) <= 0) break;
-      uint8_t buf[16384];
-      const ssize_t got = ::read(fd_, buf, sizeof buf);
-      if (got <= 0) {
-        eof_ = true;
-        break;
-      }
-      out.insert(out.end(), buf, buf + got);
-    }
-    return out;
-  }
-  bool closed_within(std::chrono::milliseconds timeout) {
-    receive(SIZE_MAX, timeout);
-    return eof_;
-  }
-  int fd() const { return fd_; }
-
- private:
-  int fd_ = -1;
-  bool eof_ = false;
-};
-
 // An OpenSSL client whose ciphertext the test moves itself over a
 // RawClient, so that it can stop anywhere — inside a record, say.
 class ByteExactTlsClient {
@@ -208,7 +143,7 @@ std::string runfile(const std::string& name) {
 }  // namespace
 
 TEST_CASE("tls: curl --http2 -k gets Hello World over h2, TLS 1.3 and 1.2") {
-  require_clients();
+  require_tls_clients();
   TestServer server(tls_options());
   REQUIRE(server.url().rfind("https://127.0.0.1:", 0) == 0);
   for (const char* version : {"--tlsv1.3", "--tls-max"}) {
@@ -222,7 +157,7 @@ TEST_CASE("tls: curl --http2 -k gets Hello World over h2, TLS 1.3 and 1.2") {
 }
 
 TEST_CASE("tls: nghttp -v over https negotiates h2") {
-  require_clients();
+  require_tls_clients();
   TestServer server(tls_options());
   const auto r = run_process({"nghttp", "-v", "-t", "10", server.url()});
   INFO(r.output);
@@ -234,7 +169,7 @@ TEST_CASE("tls: nghttp -v over https negotiates h2") {
 }
 
 TEST_CASE("tls: h2load -n 10000 -c 1 -m 10: every request succeeds") {
-  require_clients();
+  require_tls_clients();
   TestServer server(tls_options());
   const auto r = run_process({"h2load", "-n", "10000", "-c", "1", "-m", "10", server.url()}, 60s);
   require_all_succeeded(r, 10000);
@@ -242,14 +177,14 @@ TEST_CASE("tls: h2load -n 10000 -c 1 -m 10: every request succeeds") {
 }
 
 TEST_CASE("tls: h2load with 10 clients is served in turn by the blocking dispatcher") {
-  require_clients();
+  require_tls_clients();
   TestServer server(tls_options());
   require_all_succeeded(
       run_process({"h2load", "-n", "20000", "-c", "10", "-m", "100", server.url()}, 90s), 20000);
 }
 
 TEST_CASE("tls: openssl s_client -alpn h2 sees ALPN protocol: h2") {
-  require_clients();
+  require_tls_clients();
   TestServer server(tls_options());
   const auto r = run_process({"openssl", "s_client", "-alpn", "h2", "-servername", "localhost",
                               "-connect", "127.0.0.1:" + std::to_string(server.port())},
@@ -272,7 +207,7 @@ TEST_CASE("tls: a python3 ssl + h2 client gets the body and closes with close_no
 }
 
 TEST_CASE("tls: a client without h2 in ALPN is refused with a line naming its list") {
-  require_clients();
+  require_tls_clients();
   StderrCapture log;
   TestServer server(tls_options());
   const auto r = run_process({"curl", "-sS", "-k", "--http1.1", "--max-time", "10", server.url()});
@@ -284,7 +219,7 @@ TEST_CASE("tls: a client without h2 in ALPN is refused with a line naming its li
 }
 
 TEST_CASE("tls: the errors a user can meet get a clear line, and the server keeps serving") {
-  require_clients();
+  require_tls_clients();
   StderrCapture log;
   server::ServerOptions o = tls_options();
   o.handshake_timeout = 400ms;
@@ -364,7 +299,7 @@ TEST_CASE("tls: the errors a user can meet get a clear line, and the server keep
 }
 
 TEST_CASE("tls: --cert/--key from openssl req, and the mismatched-key error") {
-  require_clients();
+  require_tls_clients();
   const std::string dir = temp_dir();
   const std::string cert = dir + "/req_cert.pem", key = dir + "/req_key.pem";
   const std::string other_key = dir + "/req_other_key.pem";
@@ -402,7 +337,7 @@ TEST_CASE("tls: --cert/--key from openssl req, and the mismatched-key error") {
 }
 
 TEST_CASE("tls: the SNI hook picks the certificate by name") {
-  require_clients();
+  require_tls_clients();
   tls::ContextOptions b_options;
   b_options.self_signed_names = {"b.example"};
   const auto b = tls::Context::create(b_options).context;
@@ -425,7 +360,7 @@ TEST_CASE("tls: the SNI hook picks the certificate by name") {
 }
 
 TEST_CASE("tls: --tls off still serves cleartext h2c") {
-  require_clients();
+  require_tls_clients();
   server::ServerOptions o = tls_options();
   o.tls = false;
   TestServer server(o);
