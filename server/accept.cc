@@ -58,6 +58,14 @@ std::optional<NewConnection> admit_connection(int fd, ConnectionLimit& limit,
   return NewConnection{fd, std::move(session), std::move(slot)};
 }
 
+void log_connection_counts(const ConnectionCounts& c) noexcept {
+  if (c.refused == 0) return;  // the usual case says nothing
+  log_line("%llu connections served; %llu refused above --max-connections (%llu of them closed "
+           "at once: too many refusals in progress)",
+           static_cast<unsigned long long>(c.accepted), static_cast<unsigned long long>(c.refused),
+           static_cast<unsigned long long>(c.dropped));
+}
+
 AcceptFailure classify_accept_error(int error_number) noexcept {
   switch (error_number) {
     case EAGAIN:

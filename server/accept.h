@@ -25,6 +25,10 @@ struct NewConnection {
 std::optional<NewConnection> admit_connection(int fd, ConnectionLimit& limit,
                                               const DispatchContext& context);
 
+// One line for the log when a dispatcher stops: connections served and
+// refused over its life.
+void log_connection_counts(const ConnectionCounts& counts) noexcept;
+
 enum class AcceptFailure {
   kEmpty,      // EAGAIN: the backlog is empty
   kRetry,      // this connection failed (aborted, interrupted): accept the next

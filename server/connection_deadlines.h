@@ -5,7 +5,7 @@
 //   handshake  the TLS handshake is not done options.handshake_timeout
 //            after the accept
 //   idle     nothing received and nothing pending for options.idle_timeout
-//            (a refused client gets at most kRefusalTimeout)
+//            (a refused client gets at most kRefusalTimeout for either)
 //   write    output pending and no write progress for options.write_timeout
 //            (a peer that stopped reading: CVE-2019-9517)
 //   drain    a graceful stop began options.drain_timeout ago
@@ -41,12 +41,12 @@ class ConnectionDeadlines {
   // without TLS).
   ConnectionDeadlines(const ServerOptions& options, Clock::time_point now, bool refused,
                       bool handshake_done) noexcept
-      : idle_timeout_(refused ? std::min<Clock::duration>(options.idle_timeout, kRefusalTimeout)
-                              : Clock::duration(options.idle_timeout)),
+      : idle_timeout_(capped(options.idle_timeout, refused)),
         write_timeout_(options.write_timeout),
         drain_timeout_(options.drain_timeout),
         last_activity_(now),
-        handshake_at_(handshake_done ? Clock::time_point::max() : now + options.handshake_timeout) {}
+        handshake_at_(handshake_done ? Clock::time_point::max()
+                                     : now + capped(options.handshake_timeout, refused)) {}
 
   // After input was handed to the session; `handshake_done`: its
   // handshake_done() (always true without TLS).
@@ -102,6 +102,10 @@ class ConnectionDeadlines {
   }
 
  private:
+  static Clock::duration capped(std::chrono::milliseconds timeout, bool refused) noexcept {
+    return refused ? std::min(timeout, kRefusalTimeout) : timeout;
+  }
+
   const Clock::duration idle_timeout_;
   const Clock::duration write_timeout_;
   const Clock::duration drain_timeout_;

@@ -55,14 +55,12 @@ struct Conn : LoopConnection {
   bool rdhup = false;        // the peer's FIN was signalled: read to EOF
   bool writable = true;      // no short write since the last EPOLLOUT
   bool out_registered = false;
-  bool queued = false;       // in this turn's write list
 };
 
-class EpollDispatcher;
 
 class Reactor {
  public:
-  Reactor(EpollDispatcher& d, unsigned index);
+  Reactor(LoopDispatcher& d, unsigned index);
   ~Reactor();
   void loop();
 
@@ -76,13 +74,12 @@ class Reactor {
   void write_to(Id id, Conn& c);
   void end_cleanly(Id id, Conn& c);
   void close(Id id, Conn& c);
-  void queue_write(Id id, Conn& c);
   void begin_stop();
   void set_events(Conn& c, bool want_out);
   void set_accepting(bool on);
   int wait_timeout_ms(Clock::time_point now) const;
 
-  EpollDispatcher& d_;
+  LoopDispatcher& d_;
   const ServerOptions& options_;
   const int listen_fd_;
   const int wake_fd_;
@@ -93,34 +90,24 @@ class Reactor {
   Clock::time_point now_;
   ConnectionTable<Conn> conns_;
   TimerWheel wheel_;
-  std::vector<Id> write_list_;  // connections to write to at the end of this turn
+  TurnQueue write_list_;        // connections to write to at the end of this turn
   std::vector<Id> read_again_;  // readable connections whose turn ended early
   std::unique_ptr<uint8_t[]> buffer_;
 };
 
-class EpollDispatcher final : public Dispatcher {
+class EpollDispatcher final : public LoopDispatcher {
  public:
-  explicit EpollDispatcher(const DispatchContext& context)
-      : context_(context), limit_(context.options.max_connections), group_(context) {}
-
+  using LoopDispatcher::LoopDispatcher;
   void run() override {
-    group_.run([this](unsigned i) { Reactor(*this, i).loop(); });
+    run_loops([this](unsigned i) { Reactor(*this, i).loop(); });
   }
-  void stop() noexcept override { group_.stop(); }
-  ConnectionCounts counts() const noexcept override { return limit_.counts(); }
-
- private:
-  friend class Reactor;
-  const DispatchContext& context_;
-  ConnectionLimit limit_;
-  LoopGroup group_;
 };
 
-Reactor::Reactor(EpollDispatcher& d, unsigned index)
+Reactor::Reactor(LoopDispatcher& d, unsigned index)
     : d_(d),
-      options_(d.context_.options),
-      listen_fd_(d.group_.listener(index)),
-      wake_fd_(d.group_.wake_fd(index)),
+      options_(d.context.options),
+      listen_fd_(d.group.listener(index)),
+      wake_fd_(d.group.wake_fd(index)),
       now_(Clock::now()),
       wheel_(make_loop_timer_wheel(now_)),
       buffer_(new uint8_t[kReadBufferSize]) {
@@ -145,7 +132,7 @@ void Reactor::set_accepting(bool on) {
   // again. Shared by all reactors, it wakes one of them (EPOLLEXCLUSIVE).
   epoll_event ev{};
   ev.events = EPOLLIN;
-  if (d_.group_.shared_listener() && d_.group_.size() > 1) ev.events |= EPOLLEXCLUSIVE;
+  if (d_.group.shared_listener() && d_.group.size() > 1) ev.events |= EPOLLEXCLUSIVE;
   ev.data.u64 = kListenerKey;
   if (::epoll_ctl(epfd_, on ? EPOLL_CTL_ADD : EPOLL_CTL_DEL, listen_fd_, &ev) == 0) accepting_ = on;
 }
@@ -165,7 +152,7 @@ int Reactor::wait_timeout_ms(Clock::time_point now) const {
 void Reactor::loop() {
   epoll_event events[kMaxEvents];
   while (true) {
-    if (d_.group_.stopping() && !draining_) begin_stop();
+    if (d_.group.stopping() && !draining_) begin_stop();
     if (draining_ && conns_.empty()) break;
 
     const int n = ::epoll_wait(epfd_, events, kMaxEvents, wait_timeout_ms(Clock::now()));
@@ -181,29 +168,10 @@ void Reactor::loop() {
     for (Id id : again) {
       if (Conn* c = conns_.find(id)) read_from(id, *c);
     }
-    std::vector<Id> writes;
-    writes.swap(write_list_);
-    for (Id id : writes) {
-      if (Conn* c = conns_.find(id)) {
-        c->queued = false;
-        write_to(id, *c);
-      }
-    }
-
-    wheel_.expire(now_, [this](TimerWheel::Node& node) {
-      Conn* c = conns_.find(node.key);
-      if (c == nullptr) return;
-      switch (on_timeout(*c, wheel_, now_)) {
-        case TimeoutAction::kNone:
-          break;
-        case TimeoutAction::kGoaway:
-          queue_write(node.key, *c);
-          break;
-        case TimeoutAction::kClose:
-          close(node.key, *c);
-          break;
-      }
-    });
+    write_list_.drain(conns_, [this](Id id, Conn& c) { write_to(id, c); });
+    expire_timeouts(
+        wheel_, conns_, now_, [this](Id id, Conn& c) { write_list_.add(id, c); },
+        [this](Id id, Conn& c) { close(id, c); });
     if (!draining_ && now_ >= accept_resume_at_) {
       accept_resume_at_ = Clock::time_point::max();
       set_accepting(true);
@@ -229,7 +197,7 @@ void Reactor::on_event(const epoll_event& ev) {
   }
   if (ev.events & (EPOLLOUT | EPOLLHUP | EPOLLERR)) {
     c->writable = true;
-    queue_write(ev.data.u64, *c);
+    write_list_.add(ev.data.u64, *c);
   }
   if (c->readable) read_from(ev.data.u64, *c);
 }
@@ -247,7 +215,7 @@ void Reactor::accept_batch() {
       }
       return;
     }
-    if (std::optional<NewConnection> nc = admit_connection(fd, d_.limit_, d_.context_)) {
+    if (std::optional<NewConnection> nc = admit_connection(fd, d_.limit, d_.context)) {
       add(std::move(*nc));
     }
   }
@@ -268,13 +236,10 @@ void Reactor::add(NewConnection nc) {
     return;
   }
   schedule_timeout(c, wheel_);
-  if (draining_) {
-    c.session->shutdown();
-    c.deadlines.begin_drain(now_);
-  }
+  if (draining_) shut_down_gracefully(c, wheel_, now_);
   // Clients speak first: the preface is usually there already.
   read_again_.push_back(id);
-  queue_write(id, c);
+  write_list_.add(id, c);
 }
 
 void Reactor::read_from(Id id, Conn& c) {
@@ -308,13 +273,7 @@ void Reactor::read_from(Id id, Conn& c) {
       return;
     }
   }
-  if (!c.lingering) queue_write(id, c);
-}
-
-void Reactor::queue_write(Id id, Conn& c) {
-  if (c.queued) return;
-  c.queued = true;
-  write_list_.push_back(id);
+  if (!c.lingering) write_list_.add(id, c);
 }
 
 void Reactor::write_to(Id id, Conn& c) {
@@ -340,7 +299,7 @@ void Reactor::write_to(Id id, Conn& c) {
     if (n < 0 || static_cast<size_t>(n) < offered) {
       c.writable = false;  // the socket is full: wait for EPOLLOUT
     } else if (s.wants_write()) {
-      queue_write(id, c);  // more than IOV_MAX pieces, or the engine refilled: next turn
+      write_list_.add(id, c);  // more than IOV_MAX pieces, or the engine refilled: next turn
     }
   }
   c.deadlines.on_write(now_, progressed, s.wants_write());
@@ -367,18 +326,12 @@ void Reactor::set_events(Conn& c, bool want_out) {
   if (::epoll_ctl(epfd_, EPOLL_CTL_MOD, c.fd, &ev) == 0) c.out_registered = want_out;
 }
 
-// The session ended and its last byte is out: FIN, then read until the
-// peer's EOF (so that late input does not turn the close into a reset).
 void Reactor::end_cleanly(Id id, Conn& c) {
-  if (c.peer_eof) {
+  if (!begin_linger(c, wheel_, now_)) {
     close(id, c);
-    return;
+  } else if (c.readable) {
+    read_again_.push_back(id);
   }
-  ::shutdown(c.fd, SHUT_WR);
-  c.lingering = true;
-  c.deadlines.begin_linger(now_);
-  schedule_timeout(c, wheel_);
-  if (c.readable) read_again_.push_back(id);
 }
 
 void Reactor::close(Id id, Conn& c) {
@@ -395,10 +348,8 @@ void Reactor::begin_stop() {
   for (Id id : conns_.ids()) {
     Conn& c = *conns_.find(id);
     if (c.lingering) continue;
-    c.session->shutdown();
-    c.deadlines.begin_drain(now_);
-    schedule_timeout(c, wheel_);
-    queue_write(id, c);
+    shut_down_gracefully(c, wheel_, now_);
+    write_list_.add(id, c);
   }
 }
 

@@ -3,8 +3,12 @@
 // share: a timer-wheel node armed lazily at the connection's next deadline.
 #pragma once
 
+#include <sys/socket.h>
+
 #include <chrono>
+#include <cstdint>
 #include <memory>
+#include <vector>
 
 #include "server/accept.h"
 #include "server/connection_deadlines.h"
@@ -31,6 +35,38 @@ struct LoopConnection {
   Clock::time_point timer_at{};
   bool peer_eof = false;   // read returned 0
   bool lingering = false;  // our FIN is out; reading until the peer's EOF
+  bool queued = false;     // in its loop's TurnQueue
+};
+
+// The connections to visit once at the end of a loop turn (to write what the
+// turn produced, re-arm what it ended), each once however often it was
+// added.
+class TurnQueue {
+ public:
+  void add(uint64_t id, LoopConnection& c) {
+    if (c.queued) return;
+    c.queued = true;
+    ids_.push_back(id);
+  }
+  bool empty() const noexcept { return ids_.empty(); }
+
+  // Calls fn(id, conn) for every queued connection still in `table`;
+  // connections queued meanwhile wait for the next drain().
+  template <typename Table, typename Fn>
+  void drain(Table& table, Fn&& fn) {
+    visiting_.swap(ids_);
+    for (const uint64_t id : visiting_) {
+      if (auto* c = table.find(id)) {
+        c->queued = false;
+        fn(id, *c);
+      }
+    }
+    visiting_.clear();  // keeps its capacity: no allocation per turn
+  }
+
+ private:
+  std::vector<uint64_t> ids_;
+  std::vector<uint64_t> visiting_;
 };
 
 // A tick of 10 ms: timeouts are seconds (tests use a few hundred ms), and a
@@ -50,6 +86,30 @@ inline void schedule_timeout(LoopConnection& c, TimerWheel& wheel) noexcept {
   }
 }
 
+// A graceful stop of one connection (server stop, idle timeout): GOAWAY,
+// accepted streams finish, the drain deadline bounds it.
+inline void shut_down_gracefully(LoopConnection& c, TimerWheel& wheel,
+                                 std::chrono::steady_clock::time_point now) noexcept {
+  c.session->shutdown();
+  c.deadlines.begin_drain(now);
+  schedule_timeout(c, wheel);
+}
+
+// The session ended and its last byte is out. Returns false when the peer
+// has closed already (close now). Otherwise sends our FIN and lingers: the
+// loop keeps reading, and discarding, until the peer's EOF or the linger
+// deadline, so that late input does not turn the close into a reset that
+// could destroy the GOAWAY before the peer read it.
+inline bool begin_linger(LoopConnection& c, TimerWheel& wheel,
+                         std::chrono::steady_clock::time_point now) noexcept {
+  if (c.peer_eof) return false;
+  ::shutdown(c.fd, SHUT_WR);
+  c.lingering = true;
+  c.deadlines.begin_linger(now);
+  schedule_timeout(c, wheel);
+  return true;
+}
+
 enum class TimeoutAction {
   kNone,     // not due yet: re-armed
   kGoaway,   // idle: the session was shut down gracefully; flush its GOAWAY
@@ -67,10 +127,29 @@ inline TimeoutAction on_timeout(LoopConnection& c, TimerWheel& wheel,
   const char* why = ConnectionDeadlines::describe(due.kind);
   if (*why != '\0') log_line("closing connection: %s", why);
   if (due.kind != ConnectionDeadlines::Kind::kIdle) return TimeoutAction::kClose;
-  c.session->shutdown();
-  c.deadlines.begin_drain(now);
-  schedule_timeout(c, wheel);
+  shut_down_gracefully(c, wheel, now);
   return TimeoutAction::kGoaway;
+}
+
+// Fires the wheel: for each connection of `table` that timed out, calls
+// goaway(id, conn) (flush its GOAWAY) or close(id, conn).
+template <typename Table, typename Goaway, typename Close>
+void expire_timeouts(TimerWheel& wheel, Table& table, std::chrono::steady_clock::time_point now,
+                     Goaway&& goaway, Close&& close) {
+  wheel.expire(now, [&](TimerWheel::Node& node) {
+    auto* c = table.find(node.key);
+    if (c == nullptr) return;
+    switch (on_timeout(*c, wheel, now)) {
+      case TimeoutAction::kNone:
+        break;
+      case TimeoutAction::kGoaway:
+        goaway(node.key, *c);
+        break;
+      case TimeoutAction::kClose:
+        close(node.key, *c);
+        break;
+    }
+  });
 }
 
 // The session's own reason for ending, when it has one worth logging.

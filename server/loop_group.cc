@@ -11,6 +11,7 @@
 #include <string>
 #include <thread>
 
+#include "server/accept.h"
 #include "server/listener.h"
 #include "server/log.h"
 
@@ -56,6 +57,11 @@ void LoopGroup::run(const std::function<void(unsigned)>& loop) {
   for (unsigned i = 1; i < size(); ++i) threads.emplace_back(loop, i);
   loop(0);
   for (std::thread& t : threads) t.join();
+}
+
+void LoopDispatcher::run_loops(const std::function<void(unsigned)>& loop) {
+  group.run(loop);
+  log_connection_counts(limit.counts());
 }
 
 void LoopGroup::stop() noexcept {

@@ -8,6 +8,7 @@
 #include <functional>
 #include <vector>
 
+#include "server/connection_limit.h"
 #include "server/dispatcher.h"
 
 namespace h2lab::server {
@@ -43,6 +44,23 @@ class LoopGroup {
   std::vector<int> own_listeners_;  // the reuseport siblings, closed here
   std::vector<int> wake_fds_;
   std::atomic<bool> stopping_{false};
+};
+
+// What the epoll and uring dispatchers have besides their loop: the context,
+// the connection limit their loops share, and the group of loops. run() is
+// theirs; stop() and counts() are the same.
+class LoopDispatcher : public Dispatcher {
+ public:
+  explicit LoopDispatcher(const DispatchContext& context)
+      : context(context), limit(context.options.max_connections), group(context) {}
+  void stop() noexcept override { group.stop(); }
+  ConnectionCounts counts() const noexcept override { return limit.counts(); }
+  // Runs loop(i) on every thread of the group, then logs the counts.
+  void run_loops(const std::function<void(unsigned)>& loop);
+
+  const DispatchContext& context;
+  ConnectionLimit limit;
+  LoopGroup group;
 };
 
 }  // namespace h2lab::server

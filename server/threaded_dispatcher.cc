@@ -44,6 +44,7 @@ class ThreadedDispatcher final : public Dispatcher {
       if (conn) start_worker(std::move(*conn));
     }
     join_all();
+    log_connection_counts(limit_.counts());
   }
 
   void stop() noexcept override { stopping_.store(true, std::memory_order_relaxed); }

@@ -71,16 +71,14 @@ struct Conn : LoopConnection {
   bool recv_armed = false;
   bool cancel_pending = false;
   bool closing = false;  // aborting: waiting for the kernel to let go
-  bool queued = false;
   std::unique_ptr<SendBuffer> send;  // non-null while a send is in flight
   std::vector<uint8_t> held;         // input that arrived after reading was paused
 };
 
-class UringDispatcher;
 
 class Proactor {
  public:
-  Proactor(UringDispatcher& d, unsigned index);
+  Proactor(LoopDispatcher& d, unsigned index);
   ~Proactor();
   bool ready() const noexcept { return ready_; }
   void loop();
@@ -101,14 +99,13 @@ class Proactor {
   void on_recv(Id id, const io_uring_cqe& cqe);
   void on_send(Id id, const io_uring_cqe& cqe);
   void service(Id id, Conn& c);
-  void queue(Id id, Conn& c);
   void end_cleanly(Id id, Conn& c);
   void abort(Id id, Conn& c);
   void finish_if_released(Id id, Conn& c);
   void begin_stop();
   void note_overflow();
 
-  UringDispatcher& d_;
+  LoopDispatcher& d_;
   const ServerOptions& options_;
   const unsigned index_;
   const int listen_fd_;
@@ -127,36 +124,27 @@ class Proactor {
   Clock::time_point now_;
   ConnectionTable<Conn> conns_;
   TimerWheel wheel_;
-  std::vector<Id> queued_;
+  TurnQueue queued_;  // connections something happened to this turn
   std::vector<std::unique_ptr<SendBuffer>> spare_sends_;
 };
 
-class UringDispatcher final : public Dispatcher {
+class UringDispatcher final : public LoopDispatcher {
  public:
-  explicit UringDispatcher(const DispatchContext& context)
-      : context_(context), limit_(context.options.max_connections), group_(context) {
-    log_line("uring: %s, %u ring(s)%s", probe_io_uring().describe().c_str(), group_.size(),
+  explicit UringDispatcher(const DispatchContext& context) : LoopDispatcher(context) {
+    log_line("uring: %s, %u ring(s)%s", probe_io_uring().describe().c_str(), group.size(),
              context.options.uring_sqpoll ? ", SQPOLL" : "");
   }
 
   void run() override {
-    group_.run([this](unsigned i) {
+    run_loops([this](unsigned i) {
       Proactor p(*this, i);
       if (p.ready()) {
         p.loop();
       } else {
-        group_.stop();  // a ring that cannot serve its listener share must not leave it hanging
+        group.stop();  // a ring that cannot serve its listener share must not leave it hanging
       }
     });
   }
-  void stop() noexcept override { group_.stop(); }
-  ConnectionCounts counts() const noexcept override { return limit_.counts(); }
-
- private:
-  friend class Proactor;
-  const DispatchContext& context_;
-  ConnectionLimit limit_;
-  LoopGroup group_;
 };
 
 // Completions outstanding at once are bounded: each recv completion holds a
@@ -173,12 +161,12 @@ unsigned cq_entries_for(const ServerOptions& options) {
   return entries;
 }
 
-Proactor::Proactor(UringDispatcher& d, unsigned index)
+Proactor::Proactor(LoopDispatcher& d, unsigned index)
     : d_(d),
-      options_(d.context_.options),
+      options_(d.context.options),
       index_(index),
-      listen_fd_(d.group_.listener(index)),
-      wake_fd_(d.group_.wake_fd(index)),
+      listen_fd_(d.group.listener(index)),
+      wake_fd_(d.group.wake_fd(index)),
       now_(Clock::now()),
       wheel_(make_loop_timer_wheel(now_)) {
   const UringSupport& support = probe_io_uring();
@@ -202,8 +190,10 @@ Proactor::Proactor(UringDispatcher& d, unsigned index)
   buf_ring_bytes_ = kRecvBuffers * sizeof(io_uring_buf);
   void* ring_mem = ::mmap(nullptr, buf_ring_bytes_, PROT_READ | PROT_WRITE,
                           MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  // Populated now: the pool is a fixed cost of the ring, paid at start
+  // rather than as page faults on the receive path.
   void* buffers = ::mmap(nullptr, size_t{kRecvBuffers} * kRecvBufferSize, PROT_READ | PROT_WRITE,
-                         MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+                         MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
   if (ring_mem == MAP_FAILED || buffers == MAP_FAILED) {
     log_line("uring proactor %u: cannot map receive buffers", index);
     if (ring_mem != MAP_FAILED) ::munmap(ring_mem, buf_ring_bytes_);
@@ -319,7 +309,7 @@ void Proactor::loop() {
   arm_accept();
   io_uring_cqe* cqes[kCqeBatch];
   while (true) {
-    if (d_.group_.stopping() && !draining_) begin_stop();
+    if (d_.group.stopping() && !draining_) begin_stop();
     if (draining_ && conns_.empty() && !accept_armed_) break;
 
     __kernel_timespec ts{};
@@ -343,29 +333,10 @@ void Proactor::loop() {
     }
     note_overflow();
 
-    wheel_.expire(now_, [this](TimerWheel::Node& node) {
-      Conn* c = conns_.find(node.key);
-      if (c == nullptr) return;
-      switch (on_timeout(*c, wheel_, now_)) {
-        case TimeoutAction::kNone:
-          break;
-        case TimeoutAction::kGoaway:
-          queue(node.key, *c);
-          break;
-        case TimeoutAction::kClose:
-          abort(node.key, *c);
-          break;
-      }
-    });
-
-    std::vector<Id> work;
-    work.swap(queued_);
-    for (Id id : work) {
-      if (Conn* c = conns_.find(id)) {
-        c->queued = false;
-        service(id, *c);
-      }
-    }
+    expire_timeouts(
+        wheel_, conns_, now_, [this](Id id, Conn& c) { queued_.add(id, c); },
+        [this](Id id, Conn& c) { abort(id, c); });
+    queued_.drain(conns_, [this](Id id, Conn& c) { service(id, c); });
     if (!accept_armed_ && !draining_ && now_ >= accept_resume_at_) arm_accept();
     if (!wake_armed_ && !draining_) arm_wake();
   }
@@ -399,7 +370,7 @@ void Proactor::on_cqe(const io_uring_cqe& cqe) {
     case kCancel:
       if (Conn* c = conns_.find(id)) {
         c->cancel_pending = false;
-        queue(id, *c);
+        queued_.add(id, *c);
       }
       break;
   }
@@ -425,7 +396,7 @@ void Proactor::on_accept(const io_uring_cqe& cqe) {
     ::close(cqe.res);  // accepted while the cancel was on its way
     return;
   }
-  std::optional<NewConnection> nc = admit_connection(cqe.res, d_.limit_, d_.context_);
+  std::optional<NewConnection> nc = admit_connection(cqe.res, d_.limit, d_.context);
   if (!nc) return;
   auto owned = std::make_unique<Conn>(std::move(*nc), options_, now_);
   Conn& c = *owned;
@@ -466,7 +437,7 @@ void Proactor::on_recv(Id id, const io_uring_cqe& cqe) {
   }
   // -ENOBUFS: every buffer was in use; they are back once this batch is
   // reaped, and service() re-arms the recv.
-  queue(id, *c);
+  queued_.add(id, *c);
 }
 
 void Proactor::on_send(Id id, const io_uring_cqe& cqe) {
@@ -481,13 +452,7 @@ void Proactor::on_send(Id id, const io_uring_cqe& cqe) {
     c->session->on_written(static_cast<size_t>(cqe.res));
     c->deadlines.on_write(now_, cqe.res > 0, c->session->wants_write());
   }
-  queue(id, *c);
-}
-
-void Proactor::queue(Id id, Conn& c) {
-  if (c.queued) return;
-  c.queued = true;
-  queued_.push_back(id);
+  queued_.add(id, *c);
 }
 
 // Once per turn for each connection something happened to.
@@ -524,18 +489,12 @@ void Proactor::service(Id id, Conn& c) {
   schedule_timeout(c, wheel_);
 }
 
-// The session ended and its last byte is out: FIN, then receive until the
-// peer's EOF (so that late input does not turn the close into a reset).
 void Proactor::end_cleanly(Id id, Conn& c) {
-  if (c.peer_eof) {
+  if (!begin_linger(c, wheel_, now_)) {
     abort(id, c);
-    return;
+  } else {
+    queued_.add(id, c);  // re-arms the recv if it was paused
   }
-  ::shutdown(c.fd, SHUT_WR);
-  c.lingering = true;
-  c.deadlines.begin_linger(now_);
-  schedule_timeout(c, wheel_);
-  queue(id, c);  // re-arms the recv if it was paused
 }
 
 // Closes without further ado. The socket is shut down so that the kernel
@@ -573,20 +532,11 @@ void Proactor::begin_stop() {
   for (Id id : conns_.ids()) {
     Conn& c = *conns_.find(id);
     if (c.lingering || c.closing) continue;
-    c.session->shutdown();
-    c.deadlines.begin_drain(now_);
-    schedule_timeout(c, wheel_);
-    queue(id, c);
+    shut_down_gracefully(c, wheel_, now_);
+    queued_.add(id, c);
   }
   // Sends the GOAWAYs now rather than after the next completion.
-  std::vector<Id> work;
-  work.swap(queued_);
-  for (Id id : work) {
-    if (Conn* c = conns_.find(id)) {
-      c->queued = false;
-      service(id, *c);
-    }
-  }
+  queued_.drain(conns_, [this](Id id, Conn& c) { service(id, c); });
 }
 
 }  // namespace
