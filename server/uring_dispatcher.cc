@@ -131,8 +131,10 @@ class Proactor {
 class UringDispatcher final : public LoopDispatcher {
  public:
   explicit UringDispatcher(const DispatchContext& context) : LoopDispatcher(context) {
-    log_line("uring: %s, %u ring(s)%s", probe_io_uring().describe().c_str(), group.size(),
-             context.options.uring_sqpoll ? ", SQPOLL" : "");
+    log_line("uring: %s, %u ring(s)",
+             context.options.uring_sqpoll ? "io_uring with SQPOLL"
+                                          : probe_io_uring().describe().c_str(),
+             group.size());
   }
 
   void run() override {

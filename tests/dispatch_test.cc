@@ -6,7 +6,8 @@
 //   dispatch_test                      # all four
 //
 // Every case runs with TLS off (h2c) and on (h2, ALPN, the ephemeral
-// self-signed certificate: clients skip verification).
+// self-signed certificate: clients skip verification); the last one is
+// uring's alone (SQPOLL).
 // Catch2 with our own main() (for --dispatch), so no //third_party:catch2.
 #define CATCH_CONFIG_RUNNER
 #include <catch2/catch.hpp>
@@ -574,6 +575,17 @@ TEST_CASE("graceful stop under h2load: every started request succeeds or is refu
   // Only the requests in flight when the GOAWAY came may fail (refused:
   // above its last-stream-id, or not yet sent): at most one window per client.
   CHECK(c.started - c.succeeded <= clients * streams);
+}
+
+TEST_CASE("uring with --uring-sqpoll serves h2load and stops") {
+  require_clients();
+  const Mode m = mode();
+  if (m.dispatch != Dispatch::kUring) return;
+  INFO(m);
+  auto o = options_for(m);
+  o.uring_sqpoll = true;
+  TestServer server(o);
+  require_all_succeeded(run_process(h2load_args(m.dispatch, server.url(), 20000), 60s), 20000);
 }
 
 int main(int argc, char** argv) {
