@@ -150,7 +150,7 @@ def summary_markdown(rows):
     """Markdown tables of medians: one per (TLS, clients) and metric."""
     out = []
     for stem, column, ylabel, scale, title in METRICS:
-        fmt = _thousands if stem == "rps" else (lambda v: f"{v:.1f}")
+        fmt = _thousands if stem == "rps" else _significant
         for (tls, clients), series in sorted(group(rows, column).items()):
             labels = list(series)
             streams = sorted({s for points in series.values() for s in points})
@@ -167,6 +167,11 @@ def summary_markdown(rows):
 
 def _thousands(value):
     return f"{value / 1000:.1f}k"
+
+
+def _significant(value):
+    """Three significant digits: CPU per request is often well under 1 µs."""
+    return f"{value:.3g}"
 
 
 def _int(text):
