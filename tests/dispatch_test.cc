@@ -32,6 +32,7 @@
 #include <openssl/ssl.h>
 
 #include "proto/frame.h"
+#include "tests/support/clients.h"
 #include "tests/support/frame_builder.h"
 #include "tests/support/process.h"
 #include "tests/support/server_fixture.h"
@@ -210,39 +211,6 @@ class Client {
   bool eof_ = false;
   ByteString in_;
 };
-
-void require_clients() {
-  for (const char* p : {"curl", "nghttp", "h2load"}) {
-    INFO(p << " is missing: run ./setup");
-    REQUIRE(have_program(p));
-  }
-}
-
-struct H2loadCounts {
-  long total = 0, started = 0, done = 0, succeeded = 0, failed = 0, errored = 0, timeout = 0;
-  long non_2xx = 0;
-};
-
-H2loadCounts h2load_counts(const ProcessResult& r) {
-  INFO(r.output);
-  std::smatch m;
-  REQUIRE(std::regex_search(r.output, m, std::regex(R"(requests: (\d+) total, (\d+) started, (\d+) done, (\d+) succeeded, (\d+) failed, (\d+) errored, (\d+) timeout)")));
-  H2loadCounts c{std::stol(m[1]), std::stol(m[2]), std::stol(m[3]), std::stol(m[4]),
-                 std::stol(m[5]), std::stol(m[6]), std::stol(m[7])};
-  REQUIRE(std::regex_search(r.output, m, std::regex(R"(status codes: \d+ 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx)")));
-  c.non_2xx = std::stol(m[1]) + std::stol(m[2]) + std::stol(m[3]);
-  return c;
-}
-
-void require_all_succeeded(const ProcessResult& r, long expected) {
-  INFO(r.output);
-  REQUIRE(r.exit_code == 0);
-  const H2loadCounts c = h2load_counts(r);
-  CHECK(c.total == expected);
-  CHECK(c.succeeded == expected);
-  CHECK(c.failed == 0);
-  CHECK(c.errored == 0);
-}
 
 // h2load sized for the dispatcher: 100 clients × 10 streams where clients
 // are served at once, 4 clients taking turns on `blocking`.
