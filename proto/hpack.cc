@@ -284,7 +284,9 @@ Field static_entry(std::size_t index) noexcept {
 // 2C - w is smaller than an entry (< C).
 
 DynamicTable::DynamicTable(std::size_t capacity) {
-  reserve(capacity);
+  // Storage comes with the first insert: a connection whose peer never
+  // indexes a field (or never sends a header block) holds none.
+  capacity_ = capacity;
   max_size_ = capacity;
 }
 
@@ -349,6 +351,7 @@ void DynamicTable::insert(std::string_view name, std::string_view value) {
     return;
   }
   while (size_ + esize > max_size_) evict_oldest();
+  if (!bytes_) reallocate(capacity_);
   const std::size_t off = allocate(name.size() + value.size());
   char* dst = bytes_.get() + off;
   // memmove: `name` may be an evicted entry's octets under `dst`.
@@ -361,7 +364,14 @@ void DynamicTable::insert(std::string_view name, std::string_view value) {
 }
 
 void DynamicTable::reserve(std::size_t capacity) {
-  if (bytes_ && capacity <= capacity_) return;
+  if (!bytes_) {  // not allocated yet: only the capacity to allocate grows
+    capacity_ = std::max(capacity_, capacity);
+    return;
+  }
+  if (capacity > capacity_) reallocate(capacity);
+}
+
+void DynamicTable::reallocate(std::size_t capacity) {
   const std::size_t byte_cap = 2 * capacity;
   const std::size_t slot_cap = capacity / kEntryOverhead + 1;
   auto bytes = std::make_unique_for_overwrite<char[]>(std::max<std::size_t>(byte_cap, 1));
@@ -391,16 +401,14 @@ Decoder::Decoder(const Limits& limits)
     : limits_(limits),
       table_(limits.max_table_size),
       scratch_cap_(std::max(limits.max_field_size, limits.max_table_size)),
-      limit_(limits.max_table_size) {
-  scratch_ = std::make_unique_for_overwrite<char[]>(std::max<std::size_t>(scratch_cap_, 1));
-}
+      limit_(limits.max_table_size) {}  // scratch_ comes with the first header block
 
 Decoder::~Decoder() = default;
 
 void Decoder::set_max_table_size_limit(std::size_t n) {
   table_.reserve(n);
   if (n > scratch_cap_) {
-    scratch_ = std::make_unique_for_overwrite<char[]>(n);
+    if (scratch_) scratch_ = std::make_unique_for_overwrite<char[]>(n);
     scratch_cap_ = n;
   }
   limit_ = n;
@@ -412,6 +420,9 @@ void Decoder::set_max_table_size_limit(std::size_t n) {
 }
 
 Status Decoder::decode_block(std::span<const uint8_t> block, FieldSink sink) {
+  if (!scratch_) {
+    scratch_ = std::make_unique_for_overwrite<char[]>(std::max<std::size_t>(scratch_cap_, 1));
+  }
   const uint8_t* p = block.data();
   const uint8_t* const end = p + block.size();
   std::size_t fields = 0;

@@ -134,7 +134,8 @@ class DynamicTable {
   void clear() noexcept;
 
   // Grows capacity() to at least `capacity` (allocates and moves the
-  // entries, invalidating views). Never shrinks.
+  // entries, invalidating views). Never shrinks. Storage is allocated on the
+  // first insert(), not before: an unused table holds no memory.
   void reserve(std::size_t capacity);
 
  private:
@@ -144,6 +145,7 @@ class DynamicTable {
     std::size_t value_len;
   };
   void evict_oldest() noexcept;
+  void reallocate(std::size_t capacity);
   std::size_t allocate(std::size_t len) noexcept;
   const Slot& slot(std::size_t i) const noexcept;
 

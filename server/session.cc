@@ -166,6 +166,10 @@ void Session::trim() noexcept {
     std::vector<uint8_t>().swap(partial_);
   }
   if (tls_) tls_->trim();
+  // An empty output queue gives its arena back: an idle connection then
+  // holds no 16 KiB chunk (the next write allocates one again).
+  proto::OutputQueue& out = engine_->output();
+  if (out.empty()) out.release();
 }
 
 }  // namespace h2lab::server
