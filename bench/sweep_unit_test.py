@@ -176,6 +176,16 @@ class OptionsTest(unittest.TestCase):
                          ("epoll", "uring", "A", "B"))
 
 
+class OneClientAtATimeTest(unittest.TestCase):
+    def test_only_blocking_h2lab_serves_one_client_at_a_time(self):
+        blocking = servers.ServerSpec(servers.H2LAB, False, "blocking", "full")
+        epoll = servers.ServerSpec(servers.H2LAB, False, "epoll", "full")
+        peer = servers.ServerSpec("nginx", False)
+        self.assertTrue(sweep.serves_one_client_at_a_time(blocking))
+        self.assertFalse(sweep.serves_one_client_at_a_time(epoll))
+        self.assertFalse(sweep.serves_one_client_at_a_time(peer))
+
+
 class PinningTest(unittest.TestCase):
     def test_fewer_cpus_than_asked(self):
         args = sweep.parse_args(["--server-cpus", "0", "--client-cpus", "1"])
