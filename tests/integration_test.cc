@@ -1,5 +1,8 @@
-// A server started through create_server() on port 0, driven over loopback
-// by real clients from Debian (curl, nghttp, h2load) and by raw sockets.
+// A server started through create_server() on port 0 with the default
+// dispatcher, driven over loopback by real clients from Debian (curl, h2load)
+// and by raw sockets: what the engines and create_server do. What every
+// dispatcher must do (curl, nghttp, h2load, /bytes, /echo, backpressure,
+// limits, stop) is tests/dispatch_test.cc, run once per dispatcher.
 #include <catch2/catch.hpp>
 
 #include <arpa/inet.h>
@@ -39,37 +42,10 @@ server::ServerOptions with_engine() {
 }
 }  // namespace
 
-TEST_CASE("curl --http2-prior-knowledge gets Hello World over HTTP/2") {
-  require_clients();
-  TestServer server(with_engine());
-  const auto r = run_process({"curl", "-sS", "--http2-prior-knowledge", "--max-time", "10",
-                              "-w", "|%{http_version} %{http_code}", server.url()});
-  INFO(r.output);
-  CHECK(r.exit_code == 0);
-  CHECK(r.output == "Hello World\n|2 200");
-}
-
-TEST_CASE("nghttp fetches / and sees the server's frames") {
-  require_clients();
-  TestServer server(with_engine());
-  const auto r = run_process({"nghttp", "-v", "-t", "10", server.url()});
-  INFO(r.output);
-  CHECK(r.exit_code == 0);
-  CHECK(r.output.find("recv SETTINGS frame") != std::string::npos);
-  CHECK(r.output.find(":status: 200") != std::string::npos);
-  CHECK(r.output.find("Hello World") != std::string::npos);
-}
-
 TEST_CASE("h2load -n 10000 -c 1 -m 10: every request succeeds") {
   require_clients();
   TestServer server(with_engine());
   require_all_succeeded(run_process({"h2load", "-n", "10000", "-c", "1", "-m", "10", server.url()}, 60s), 10000);
-}
-
-TEST_CASE("the blocking dispatcher serves clients in turn") {
-  require_clients();
-  TestServer server(with_engine());
-  require_all_succeeded(run_process({"h2load", "-n", "2000", "-c", "4", "-m", "10", server.url()}, 60s), 2000);
 }
 
 TEST_CASE("a wrong preface is closed and the next client is served") {
@@ -167,26 +143,6 @@ TEST_CASE("IPv6 loopback") {
 }
 
 // The full engine's routes through real clients.
-
-TEST_CASE("full: /bytes/10000000 arrives whole through flow control") {
-  require_clients();
-  TestServer server(cleartext());
-  const auto r = run_process({"sh", "-c", "curl -sS --http2-prior-knowledge --max-time 30 " + server.url() +
-                                              "bytes/10000000 | wc -c"}, 60s);
-  INFO(r.output);
-  CHECK(r.output == "10000000\n");
-}
-
-TEST_CASE("full: 1 MB /echo comes back identical") {
-  require_clients();
-  TestServer server(cleartext());
-  const std::string file = std::string(std::getenv("TEST_TMPDIR") ? std::getenv("TEST_TMPDIR") : "/tmp") + "/echo.bin";
-  const auto r = run_process({"sh", "-c", "head -c 1048576 /dev/urandom > " + file +
-                                              " && curl -sS --http2-prior-knowledge --max-time 30 --data-binary @" + file +
-                                              " " + server.url() + "echo | cmp - " + file + " && echo SAME"}, 60s);
-  INFO(r.output);
-  CHECK(r.output == "SAME\n");
-}
 
 TEST_CASE("full: status codes and headers of the routes") {
   require_clients();
