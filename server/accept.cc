@@ -12,6 +12,7 @@
 
 #include "proto/refuse_engine.h"
 #include "server/log.h"
+#include "server/socket_options.h"
 
 namespace h2lab::server {
 namespace {
@@ -39,8 +40,7 @@ std::optional<NewConnection> admit_connection(int fd, ConnectionLimit& limit,
     ::close(fd);
     return std::nullopt;
   }
-  const int one = 1;
-  ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  configure_accepted_socket(fd, context.options);
   std::unique_ptr<Session> session;
   if (admission == Admission::kServe) {
     session = context.new_session();

@@ -14,6 +14,7 @@
 
 #include "server/connection_deadlines.h"
 #include "server/log.h"
+#include "server/socket_options.h"
 
 namespace h2lab::server {
 namespace {
@@ -72,8 +73,7 @@ bool set_blocking_tick(int fd) noexcept {
 void serve_blocking_connection(int fd, Session& session, const ServerOptions& options,
                                const std::atomic<bool>& stopping, bool refused) noexcept {
   thread_local uint8_t buffer[kReadBufferSize];
-  const int one = 1;
-  ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  configure_accepted_socket(fd, options);
   set_blocking_tick(fd);
 
   ConnectionDeadlines deadlines(options, Clock::now(), refused, session.handshake_done());

@@ -33,6 +33,8 @@ Options:
   --max-connections N    above this, clients get GOAWAY "server full" (default 10000)
   --engine NAME          HTTP/2 engine: %s (default full)
   --idle-timeout MS      close a connection silent this long (default 10000)
+  --tcp-nodelay on|off   TCP_NODELAY on accepted sockets; off lets Nagle's
+                         algorithm hold small writes back (default on)
   --tls on|off           h2 over TLS 1.2/1.3 with ALPN, or cleartext h2c with
                          prior knowledge (default on)
   --cert FILE            PEM certificate (chain) and its unencrypted key;
@@ -130,6 +132,8 @@ ServerOptions parse_args(int argc, char** argv) {
       o.idle_timeout = std::chrono::milliseconds(parse_number(arg, take_value(), 86400000));
     } else if (arg == "--tls") {
       o.tls = parse_on_off(arg, take_value());
+    } else if (arg == "--tcp-nodelay") {
+      o.tcp_nodelay = parse_on_off(arg, take_value());
     } else if (arg == "--cert") {
       o.cert_file = take_value();
     } else if (arg == "--key") {

@@ -85,6 +85,10 @@ struct ServerOptions {
   // limit gets SETTINGS and GOAWAY "server full", then a close. The Envoy
   // edge guide's default.
   size_t max_connections = 10000;
+  // TCP_NODELAY on accepted sockets (the seed's Nagle switch). On: every
+  // write leaves at once; off: the kernel may hold small writes back
+  // (Nagle), which costs latency at few streams.
+  bool tcp_nodelay = true;
 
   // Called once, from create_server(), when the socket listens; receives the
   // real URL (with the port the kernel chose when port was 0).

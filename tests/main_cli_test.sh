@@ -22,6 +22,7 @@ expect_usage_error "unknown engine 'nope' for --engine; valid: full, mini" --eng
 expect_usage_error "invalid value '99999' for --port" --port 99999
 expect_usage_error "invalid value '-1' for --port" --port=-1
 expect_usage_error "unknown option '--frobnicate'" --frobnicate
+expect_usage_error "invalid value 'maybe' for --tcp-nodelay: expected on or off" --tcp-nodelay maybe
 expect_usage_error "--port needs a value" --port
 "$main" --help | grep -q -- '--tls on|off' || fail "--help lacks --tls"
 expect_usage_error "invalid value 'maybe' for --tls: expected on or off" --tls maybe
