@@ -14,7 +14,6 @@
 
 #include "server/connection_deadlines.h"
 #include "server/log.h"
-#include "server/socket_options.h"
 
 namespace h2lab::server {
 namespace {
@@ -73,7 +72,6 @@ bool set_blocking_tick(int fd) noexcept {
 void serve_blocking_connection(int fd, Session& session, const ServerOptions& options,
                                const std::atomic<bool>& stopping, bool refused) noexcept {
   thread_local uint8_t buffer[kReadBufferSize];
-  configure_accepted_socket(fd, options);
   set_blocking_tick(fd);
 
   ConnectionDeadlines deadlines(options, Clock::now(), refused, session.handshake_done());

@@ -12,6 +12,7 @@
 #include "server/blocking_connection.h"
 #include "server/dispatcher.h"
 #include "server/log.h"
+#include "server/socket_options.h"
 
 namespace h2lab::server {
 namespace {
@@ -34,6 +35,8 @@ class BlockingDispatcher final : public Dispatcher {
         if (errno == EMFILE || errno == ENFILE) ::usleep(kBlockingTickMs * 1000);
         continue;
       }
+      // The other dispatchers do this in admit_connection (server/accept.h).
+      configure_accepted_socket(fd, context_.options);
       std::unique_ptr<Session> session = context_.new_session();
       serve_blocking_connection(fd, *session, context_.options, stopping_);
     }
