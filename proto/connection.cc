@@ -2,8 +2,6 @@
 
 #include <algorithm>
 #include <charconv>
-#include <endian.h>
-
 #include <cstring>
 #include <string_view>
 #include <tuple>
@@ -882,9 +880,8 @@ bool Connection::send_small_response(uint32_t id, const RouteResponse& r, int64_
     // template and patch the stream ids (§4.1, octets 5-8 of each frame).
     uint8_t* p = out_.append(cache.frames_size);
     std::memcpy(p, cache.frames, cache.frames_size);
-    const uint32_t stream = htobe32(id & kStreamIdMask);
-    std::memcpy(p + 5, &stream, 4);
-    std::memcpy(p + data_header_at + 5, &stream, 4);
+    patch_frame_stream_id(p, id);
+    patch_frame_stream_id(p + data_header_at, id);
     return true;
   }
   uint8_t scratch[kMaxResponseBlock];
@@ -908,23 +905,15 @@ bool Connection::send_small_response(uint32_t id, const RouteResponse& r, int64_
 
 void Connection::send_data(uint32_t id, const void* data, size_t n, bool end_stream,
                            bool by_reference) {
-  const uint8_t frame_flags = end_stream ? flags::kEndStream : 0;
-  if (!by_reference || n < kCopyBodyBelow) {
-    uint8_t* p = out_.append(kFrameHeaderSize + std::min(n, kCopyBodyBelow));
-    if (n < kCopyBodyBelow) {
-      encode_frame_header(p, static_cast<uint32_t>(n), FrameType::kData, frame_flags, id);
-      if (n != 0) std::memcpy(p + kFrameHeaderSize, data, n);
-      return;
-    }
-    // A copied body larger than the small-copy size: header, then the copy.
-    encode_frame_header(p, static_cast<uint32_t>(n), FrameType::kData, frame_flags, id);
-    std::memcpy(p + kFrameHeaderSize, data, kCopyBodyBelow);
-    out_.append_copy(static_cast<const uint8_t*>(data) + kCopyBodyBelow, n - kCopyBodyBelow);
-    return;
-  }
   encode_frame_header(out_.append(kFrameHeaderSize), static_cast<uint32_t>(n), FrameType::kData,
-                      frame_flags, id);
-  out_.append_ref(data, n);
+                      end_stream ? flags::kEndStream : 0, id);
+  // Small bodies are copied next to their header (the arena merges them into
+  // one iovec); large ones are referenced when their owner outlives them.
+  if (by_reference && n >= kCopyBodyBelow) {
+    out_.append_ref(data, n);
+  } else if (n != 0) {
+    out_.append_copy(data, n);
+  }
 }
 
 // Gives the peer back `consumed` octets of receive window: on the stream

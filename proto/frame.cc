@@ -93,11 +93,15 @@ uint8_t* encode_frame_header(uint8_t* out, uint32_t length, FrameType type,
                              uint8_t frame_flags, uint32_t stream_id) noexcept {
   // Two big-endian words and a byte: this runs for every frame sent.
   const uint32_t length_and_type = htobe32((length << 8) | static_cast<uint8_t>(type));
-  const uint32_t stream = htobe32(stream_id & kStreamIdMask);
   std::memcpy(out, &length_and_type, 4);
   out[4] = frame_flags;
-  std::memcpy(out + 5, &stream, 4);
+  patch_frame_stream_id(out, stream_id);
   return out + kFrameHeaderSize;
+}
+
+void patch_frame_stream_id(uint8_t* frame, uint32_t stream_id) noexcept {
+  const uint32_t stream = htobe32(stream_id & kStreamIdMask);
+  std::memcpy(frame + 5, &stream, 4);
 }
 
 FrameError parse_data(const FrameHeader& h, Bytes payload, DataFrame& out) noexcept {

@@ -128,6 +128,10 @@ bool decode_frame_header(Bytes in, FrameHeader& out) noexcept;
 uint8_t* encode_frame_header(uint8_t* out, uint32_t length, FrameType type,
                              uint8_t flags, uint32_t stream_id) noexcept;
 
+// Rewrites the stream identifier (octets 5-8, §4.1) of the frame whose
+// header starts at `frame`: how prebuilt frame templates are patched.
+void patch_frame_stream_id(uint8_t* frame, uint32_t stream_id) noexcept;
+
 // ---------------------------------------------------------------------------
 // Per-type payload views. Each parse_* takes the decoded header and exactly
 // header.length payload octets (the caller has checked that the whole frame is

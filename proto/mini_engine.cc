@@ -13,15 +13,7 @@ constexpr std::array<uint8_t, MiniEngine::kResponseSize> kResponseTemplate = {
     // DATA, length 12, END_STREAM, stream patched
     0x00, 0x00, 0x0c, 0x00, 0x01, 0x00, 0x00, 0x00, 0x00,
     'H', 'e', 'l', 'l', 'o', ' ', 'W', 'o', 'r', 'l', 'd', '\n'};
-constexpr size_t kHeadersStreamOffset = 5;
-constexpr size_t kDataStreamOffset = 10 + 5;
-
-void patch_stream_id(uint8_t* p, uint32_t id) noexcept {
-  p[0] = static_cast<uint8_t>(id >> 24);
-  p[1] = static_cast<uint8_t>(id >> 16);
-  p[2] = static_cast<uint8_t>(id >> 8);
-  p[3] = static_cast<uint8_t>(id);
-}
+constexpr size_t kDataFrameAt = 10;  // after HEADERS' 9-octet header and 1-octet block
 
 }  // namespace
 
@@ -33,8 +25,8 @@ void MiniEngine::fail(const char* reason) noexcept {
 void MiniEngine::respond(uint32_t stream_id) noexcept {
   uint8_t* p = out_.append(kResponseSize);
   std::memcpy(p, kResponseTemplate.data(), kResponseSize);
-  patch_stream_id(p + kHeadersStreamOffset, stream_id);
-  patch_stream_id(p + kDataStreamOffset, stream_id);
+  patch_frame_stream_id(p, stream_id);
+  patch_frame_stream_id(p + kDataFrameAt, stream_id);
 }
 
 size_t MiniEngine::on_input(Bytes in) noexcept {
