@@ -676,6 +676,7 @@ void Connection::finish_stream(uint32_t id) {
     // §6.9: echo input that will never leave was never granted back, but the
     // peer counted it against the connection window: return it.
     const size_t unsent = it->second->echo.size() - it->second->echo_sent;
+    if (!it->second->local_closed) ++counters_.abandoned;
     streams_.erase(it);
     if (unsent != 0 && !done_) grant_window(0, static_cast<uint32_t>(unsent));
   }
@@ -967,6 +968,7 @@ void Connection::send_goaway(ErrorCode code, const char* detail) {
   const std::string_view debug(detail);
   encode_goaway(out_.append(kFrameHeaderSize + 8 + debug.size()), last_processed_, code, debug);
   goaway_sent_ = true;
+  counters_.goaway_sent = true;
   counters_.goaway_code = static_cast<uint32_t>(code);
 }
 

@@ -64,14 +64,8 @@ class Connection final : public Engine {
   }
 
   // Counters for tests and /stats.
-  struct Counters {
-    uint64_t streams = 0;        // requests accepted
-    uint64_t responses = 0;      // responses completed
-    uint64_t resets_sent = 0;    // RST_STREAM we sent
-    uint64_t refused = 0;        // REFUSED_STREAM (over max concurrent)
-    uint32_t goaway_code = 0;    // the code of our GOAWAY, if sent
-  };
-  const Counters& counters() const noexcept { return counters_; }
+  using Counters = EngineCounters;
+  const Counters& counters() const noexcept override { return counters_; }
   size_t open_streams() const noexcept { return streams_.size(); }
 
  private:

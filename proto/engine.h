@@ -12,6 +12,20 @@
 
 namespace h2lab::proto {
 
+// What an engine has done so far, for the server's counters (/stats). An
+// engine that counts nothing reports zeros.
+struct EngineCounters {
+  uint64_t streams = 0;    // requests accepted (streams opened and started)
+  uint64_t responses = 0;  // responses completed (our END_STREAM sent)
+  // Started streams that ended without a complete response (reset by
+  // either side): with `responses`, every started stream that is over.
+  uint64_t abandoned = 0;
+  uint64_t resets_sent = 0;  // RST_STREAM we sent
+  uint64_t refused = 0;      // of those, REFUSED_STREAM (over max concurrent)
+  bool goaway_sent = false;
+  uint32_t goaway_code = 0;  // the code of our GOAWAY, if sent
+};
+
 class Engine {
  public:
   virtual ~Engine() = default;
@@ -48,6 +62,12 @@ class Engine {
   // Why the engine ended the connection, for the log: "" after a normal end
   // (peer GOAWAY, graceful stop, EOF), a static string otherwise.
   virtual const char* close_reason() const noexcept = 0;
+
+  // Counters since the connection began.
+  virtual const EngineCounters& counters() const noexcept {
+    static const EngineCounters kNone;
+    return kNone;
+  }
 
   // The largest frame the engine accepts, header included: the caller's
   // buffer for an incomplete frame never needs more.

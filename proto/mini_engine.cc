@@ -27,6 +27,8 @@ void MiniEngine::respond(uint32_t stream_id) noexcept {
   std::memcpy(p, kResponseTemplate.data(), kResponseSize);
   patch_frame_stream_id(p, stream_id);
   patch_frame_stream_id(p + kDataFrameAt, stream_id);
+  ++counters_.streams;  // a request and its complete response at once
+  ++counters_.responses;
 }
 
 size_t MiniEngine::on_input(Bytes in) noexcept {
@@ -85,6 +87,7 @@ void MiniEngine::shutdown() noexcept {
     return;
   }
   goaway_sent_ = true;
+  counters_.goaway_sent = true;  // NO_ERROR
   // Every request is answered as soon as it arrives, so nothing is open.
   encode_goaway(out_.append(kFrameHeaderSize + 8), last_stream_id_, ErrorCode::kNoError, {});
   done_ = true;

@@ -29,6 +29,7 @@ class MiniEngine final : public Engine {
   OutputQueue& output() noexcept override { return out_; }
   bool done() const noexcept override { return done_; }
   const char* close_reason() const noexcept override { return close_reason_; }
+  const EngineCounters& counters() const noexcept override { return counters_; }
 
   // The response the seed sends: HEADERS(END_HEADERS, 0x88 = :status 200)
   // then DATA(END_STREAM, "Hello World\n"); stream ids at offsets 5 and 19.
@@ -45,6 +46,7 @@ class MiniEngine final : public Engine {
   bool done_ = false;
   bool goaway_sent_ = false;
   const char* close_reason_ = "";
+  EngineCounters counters_;
 };
 
 }  // namespace h2lab::proto

@@ -19,6 +19,7 @@ size_t RefuseEngine::on_input(Bytes in) noexcept {
     encode_settings(out_.append(kFrameHeaderSize + kSettingEntrySize), settings);
     encode_goaway(out_.append(kFrameHeaderSize + 8 + kDebugData.size()), 0, ErrorCode::kNoError,
                   kDebugData);
+    counters_.goaway_sent = true;  // NO_ERROR
     done_ = true;
     return in.size();  // whatever followed the preface is not looked at
   }

@@ -25,12 +25,14 @@ class RefuseEngine final : public Engine {
   OutputQueue& output() noexcept override { return out_; }
   bool done() const noexcept override { return done_; }
   const char* close_reason() const noexcept override { return close_reason_; }
+  const EngineCounters& counters() const noexcept override { return counters_; }
 
  private:
   OutputQueue out_;
   size_t preface_matched_ = 0;
   bool done_ = false;
   const char* close_reason_ = "";
+  EngineCounters counters_;
 };
 
 }  // namespace h2lab::proto

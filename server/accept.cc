@@ -28,7 +28,8 @@ bool first_this_second(std::atomic<int64_t>& last) noexcept {
 }  // namespace
 
 std::optional<NewConnection> admit_connection(int fd, ConnectionLimit& limit,
-                                              const DispatchContext& context) {
+                                              const DispatchContext& context,
+                                              ThreadStats* stats) {
   const Admission admission = limit.admit();
   AdmissionSlot slot(limit, admission);
   if (admission == Admission::kDrop) {
@@ -54,6 +55,10 @@ std::optional<NewConnection> admit_connection(int fd, ConnectionLimit& limit,
     log_line("no session for a new connection: closing it");
     ::close(fd);
     return std::nullopt;
+  }
+  if (stats != nullptr) {
+    session->count_into(stats);
+    if (admission == Admission::kServe) stats->connections.add();
   }
   return NewConnection{fd, std::move(session), std::move(slot)};
 }

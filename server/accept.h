@@ -19,11 +19,15 @@ struct NewConnection {
   AdmissionSlot slot;  // gives the limit back when the connection goes
 };
 
-// Admits `fd` (sets TCP_NODELAY). Returns nothing — after closing `fd` and
-// logging — when the connection is dropped (too many refusals at once) or no
-// session could be made.
+// Admits `fd` (applies the accepted-socket options, server/socket_options.h).
+// The session counts into `stats` — the counters of the thread that will
+// drive it — and a served connection is counted there; null: the caller
+// does both (threaded: on the connection's own thread). Returns nothing —
+// after closing `fd` and logging — when the connection is dropped (too many
+// refusals at once) or no session could be made.
 std::optional<NewConnection> admit_connection(int fd, ConnectionLimit& limit,
-                                              const DispatchContext& context);
+                                              const DispatchContext& context,
+                                              ThreadStats* stats);
 
 // One line for the log when a dispatcher stops: connections served and
 // refused over its life.

@@ -29,15 +29,20 @@ enum class Io { kDone, kTimedOut, kFailed };
 // Writes everything the session has pending (sendmsg: no SIGPIPE from a peer
 // that went away). kTimedOut means one tick passed with the socket full;
 // `progressed` tells whether anything went out before.
-Io flush(int fd, Session& session, bool& progressed) noexcept {
+Io flush(int fd, Session& session, bool& progressed, ThreadStats& stats) noexcept {
   progressed = false;
   while (session.wants_write()) {
     const auto iov = session.pending_output();
     msghdr msg{};
     msg.msg_iov = const_cast<iovec*>(iov.data());
     msg.msg_iovlen = std::min<size_t>(iov.size(), IOV_MAX);
+    size_t offered = 0;
+    for (size_t i = 0; i < msg.msg_iovlen; ++i) offered += iov[i].iov_len;
     const ssize_t n = ::sendmsg(fd, &msg, MSG_NOSIGNAL);
+    stats.writes.add();
+    stats.syscalls.add();
     if (n >= 0) {
+      if (static_cast<size_t>(n) < offered) stats.partial_writes.add();
       session.on_written(static_cast<size_t>(n));
       progressed = progressed || n > 0;
       continue;
@@ -70,7 +75,8 @@ bool set_blocking_tick(int fd) noexcept {
 }
 
 void serve_blocking_connection(int fd, Session& session, const ServerOptions& options,
-                               const std::atomic<bool>& stopping, bool refused) noexcept {
+                               const std::atomic<bool>& stopping, ThreadStats& stats,
+                               bool refused) noexcept {
   thread_local uint8_t buffer[kReadBufferSize];
   set_blocking_tick(fd);
 
@@ -85,7 +91,7 @@ void serve_blocking_connection(int fd, Session& session, const ServerOptions& op
       deadlines.begin_drain(Clock::now());
     }
     bool progressed = false;
-    const Io written = flush(fd, session, progressed);
+    const Io written = flush(fd, session, progressed, stats);
     deadlines.on_write(Clock::now(), progressed, session.wants_write());
     if (written == Io::kFailed) break;  // the peer went away; nothing to tell it
     if (session.wants_close()) {
@@ -107,6 +113,8 @@ void serve_blocking_connection(int fd, Session& session, const ServerOptions& op
     if (written == Io::kTimedOut) continue;  // the socket is full: no reading meanwhile
 
     const ssize_t n = ::read(fd, buffer, sizeof buffer);
+    stats.reads.add();
+    stats.syscalls.add();
     if (n > 0) {
       session.on_data({buffer, static_cast<size_t>(n)});
       deadlines.on_input(Clock::now(), session.handshake_done());

@@ -6,6 +6,7 @@
 
 #include "server/options.h"
 #include "server/session.h"
+#include "server/stats.h"
 
 namespace h2lab::server {
 
@@ -24,9 +25,11 @@ bool set_blocking_tick(int fd) noexcept;
 // (GOAWAY) and its accepted streams are finished. After the session's last
 // byte the socket is half-closed and lingers until the peer's EOF (see
 // ConnectionDeadlines). `refused` marks a connection above the limit, served
-// by a refusing engine with a short idle timeout. Closes `fd` before
-// returning.
+// by a refusing engine with a short idle timeout. Its reads, writes and
+// system calls are counted in `stats` (the calling thread's; the session
+// must count into the same). Closes `fd` before returning.
 void serve_blocking_connection(int fd, Session& session, const ServerOptions& options,
-                               const std::atomic<bool>& stopping, bool refused = false) noexcept;
+                               const std::atomic<bool>& stopping, ThreadStats& stats,
+                               bool refused = false) noexcept;
 
 }  // namespace h2lab::server

@@ -24,8 +24,10 @@ class BlockingDispatcher final : public Dispatcher {
   void run() override {
     // accept(2) wakes once per tick to notice stop().
     set_blocking_tick(context_.listen_fd);
+    ThreadStats& stats = context_.stats.open("blocking");
     while (!stopping_.load(std::memory_order_relaxed)) {
       const int fd = ::accept4(context_.listen_fd, nullptr, nullptr, SOCK_CLOEXEC);
+      stats.syscalls.add();
       if (fd < 0) {
         if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR || errno == ECONNABORTED ||
             errno == EINVAL) {  // EINVAL: Server::stop() shut the listener down
@@ -38,8 +40,11 @@ class BlockingDispatcher final : public Dispatcher {
       // The other dispatchers do this in admit_connection (server/accept.h).
       configure_accepted_socket(fd, context_.options);
       std::unique_ptr<Session> session = context_.new_session();
-      serve_blocking_connection(fd, *session, context_.options, stopping_);
+      session->count_into(&stats);
+      stats.connections.add();
+      serve_blocking_connection(fd, *session, context_.options, stopping_, stats);
     }
+    context_.stats.retire(stats);
   }
 
   void stop() noexcept override { stopping_.store(true, std::memory_order_relaxed); }

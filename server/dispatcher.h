@@ -12,6 +12,7 @@
 #include "server/connection_limit.h"
 #include "server/options.h"
 #include "server/session.h"
+#include "server/stats.h"
 
 namespace h2lab::server {
 
@@ -25,6 +26,8 @@ struct DispatchContext {
   // new_session() would set it up: how a client above the connection limit
   // is refused over TLS too. When empty, a plain Session.
   std::function<std::unique_ptr<Session>(std::unique_ptr<proto::Engine>)> session_with_engine;
+  // Where each serving thread opens its counters (server/stats.h).
+  StatsRegistry& stats;
 };
 
 class Dispatcher {

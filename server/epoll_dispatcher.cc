@@ -81,6 +81,7 @@ class Reactor {
 
   LoopDispatcher& d_;
   const ServerOptions& options_;
+  ThreadStats& stats_;
   const int listen_fd_;
   const int wake_fd_;
   int epfd_ = -1;
@@ -99,13 +100,14 @@ class EpollDispatcher final : public LoopDispatcher {
  public:
   using LoopDispatcher::LoopDispatcher;
   void run() override {
-    run_loops([this](unsigned i) { Reactor(*this, i).loop(); });
+    run_loops("epoll", [this](unsigned i) { Reactor(*this, i).loop(); });
   }
 };
 
 Reactor::Reactor(LoopDispatcher& d, unsigned index)
     : d_(d),
       options_(d.context.options),
+      stats_(d.thread_stats(index)),
       listen_fd_(d.group.listener(index)),
       wake_fd_(d.group.wake_fd(index)),
       now_(Clock::now()),
@@ -156,6 +158,9 @@ void Reactor::loop() {
     if (draining_ && conns_.empty()) break;
 
     const int n = ::epoll_wait(epfd_, events, kMaxEvents, wait_timeout_ms(Clock::now()));
+    stats_.waits.add();
+    stats_.syscalls.add();
+    if (n > 0) stats_.events.add(static_cast<uint64_t>(n));
     if (n < 0 && errno != EINTR) {
       log_line("epoll_wait: %s", std::strerror(errno));
       break;
@@ -205,6 +210,7 @@ void Reactor::on_event(const epoll_event& ev) {
 void Reactor::accept_batch() {
   for (int i = 0; i < kAcceptBatch; ++i) {
     const int fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    stats_.syscalls.add();
     if (fd < 0) {
       const AcceptFailure f = classify_accept_error(errno);
       if (f == AcceptFailure::kRetry) continue;
@@ -215,7 +221,7 @@ void Reactor::accept_batch() {
       }
       return;
     }
-    if (std::optional<NewConnection> nc = admit_connection(fd, d_.limit, d_.context)) {
+    if (std::optional<NewConnection> nc = admit_connection(fd, d_.limit, d_.context, &stats_)) {
       add(std::move(*nc));
     }
   }
@@ -230,6 +236,7 @@ void Reactor::add(NewConnection nc) {
   epoll_event ev{};
   ev.events = EPOLLIN | EPOLLRDHUP | EPOLLET;
   ev.data.u64 = id;
+  stats_.syscalls.add();
   if (::epoll_ctl(epfd_, EPOLL_CTL_ADD, fd, &ev) != 0) {
     log_line("epoll_ctl: %s: closing a new connection", std::strerror(errno));
     close(id, c);
@@ -250,6 +257,8 @@ void Reactor::read_from(Id id, Conn& c) {
       break;
     }
     const ssize_t n = ::read(c.fd, buffer_.get(), kReadBufferSize);
+    stats_.reads.add();
+    stats_.syscalls.add();
     if (n > 0) {
       if (!c.lingering) {
         c.session->on_data({buffer_.get(), static_cast<size_t>(n)});
@@ -288,6 +297,9 @@ void Reactor::write_to(Id id, Conn& c) {
     size_t offered = 0;
     for (size_t i = 0; i < msg.msg_iovlen; ++i) offered += iov[i].iov_len;
     const ssize_t n = ::sendmsg(c.fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+    stats_.writes.add();
+    stats_.syscalls.add();
+    if (n >= 0 && static_cast<size_t>(n) < offered) stats_.partial_writes.add();
     if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
       close(id, c);  // EPIPE, ECONNRESET: the peer is gone
       return;
@@ -323,6 +335,7 @@ void Reactor::set_events(Conn& c, bool want_out) {
   ev.events = EPOLLIN | EPOLLRDHUP | EPOLLET;
   if (want_out) ev.events |= EPOLLOUT;
   ev.data.u64 = c.timer.key;
+  stats_.syscalls.add();
   if (::epoll_ctl(epfd_, EPOLL_CTL_MOD, c.fd, &ev) == 0) c.out_registered = want_out;
 }
 
@@ -336,6 +349,7 @@ void Reactor::end_cleanly(Id id, Conn& c) {
 
 void Reactor::close(Id id, Conn& c) {
   wheel_.disarm(c.timer);
+  stats_.syscalls.add();
   ::close(c.fd);  // also leaves the epoll set
   conns_.remove(id);
 }

@@ -59,8 +59,13 @@ void LoopGroup::run(const std::function<void(unsigned)>& loop) {
   for (std::thread& t : threads) t.join();
 }
 
-void LoopDispatcher::run_loops(const std::function<void(unsigned)>& loop) {
+void LoopDispatcher::run_loops(const char* name, const std::function<void(unsigned)>& loop) {
+  for (unsigned i = 0; i < group.size(); ++i) {
+    thread_stats_.push_back(&context.stats.open(std::string(name) + "-" + std::to_string(i)));
+  }
   group.run(loop);
+  for (ThreadStats* s : thread_stats_) context.stats.retire(*s);
+  thread_stats_.clear();
   log_connection_counts(limit.counts());
 }
 

@@ -55,12 +55,18 @@ class LoopDispatcher : public Dispatcher {
       : context(context), limit(context.options.max_connections), group(context) {}
   void stop() noexcept override { group.stop(); }
   ConnectionCounts counts() const noexcept override { return limit.counts(); }
-  // Runs loop(i) on every thread of the group, then logs the counts.
-  void run_loops(const std::function<void(unsigned)>& loop);
+  // Runs loop(i) on every thread of the group, then logs the counts. Loop
+  // i counts into thread_stats(i), named "<name>-<i>".
+  void run_loops(const char* name, const std::function<void(unsigned)>& loop);
+  // Loop i's counters; valid while run_loops() runs. Only loop i writes them.
+  ThreadStats& thread_stats(unsigned i) noexcept { return *thread_stats_[i]; }
 
   const DispatchContext& context;
   ConnectionLimit limit;
   LoopGroup group;
+
+ private:
+  std::vector<ThreadStats*> thread_stats_;
 };
 
 }  // namespace h2lab::server

@@ -1,10 +1,15 @@
 // //server:main — the h2lab command line: a thin layer over ServerOptions
 // and create_server(). Prints how to reach the server, serves until SIGINT or
 // SIGTERM (graceful stop; a second SIGINT exits at once).
+#include <sched.h>
+
+#include <chrono>
+#include <condition_variable>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <mutex>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -26,15 +31,67 @@ Options:
   --port PORT            TCP port, 0 picks a free one (default 8443, or 8080
                          with --tls off)
   --dispatch NAME        how connections are served: %s (default epoll)
-  --threads N            epoll/uring loop threads, 0 = one per CPU (default 0)
-  --epoll-listener MODE  epoll/uring: reuseport (one listener per thread) or
-                         exclusive (one shared listener) (default reuseport)
-  --uring-sqpoll         uring: a kernel thread polls the submission queues
-  --max-connections N    above this, clients get GOAWAY "server full" (default 10000)
   --engine NAME          HTTP/2 engine: %s (default full)
+  --max-connections N    above this, clients get GOAWAY "server full" (default 10000)
   --idle-timeout MS      close a connection silent this long (default 10000)
+
+Threads:
+  --threads N            epoll/uring loop threads, 0 = one per CPU, or one
+                         per --cpus entry (default 0)
+  --cpus LIST            pin serving threads to these CPUs, e.g. 0,1 or 0-3
+                         (loop i on the i-th; default: no pinning)
+
+Sockets (0 keeps the kernel's default; values the kernel changes are reported):
   --tcp-nodelay on|off   TCP_NODELAY on accepted sockets; off lets Nagle's
                          algorithm hold small writes back (default on)
+  --sndbuf BYTES         SO_SNDBUF (turns send autotuning off) (default 0)
+  --rcvbuf BYTES         SO_RCVBUF (turns receive autotuning off) (default 0)
+  --busy-poll US         SO_BUSY_POLL: spin this long on the device queue
+                         before sleeping in a read (default 0)
+  --quickack on|off      TCP_QUICKACK, set again after every read (default off)
+  --notsent-lowat BYTES  TCP_NOTSENT_LOWAT: writable only below this much
+                         unsent data (default 0)
+  --backlog N            listen(2) backlog, capped by net.core.somaxconn
+                         (default 4096)
+  --epoll-listener MODE  epoll/uring: reuseport (SO_REUSEPORT, one listener
+                         per thread) or exclusive (one shared listener)
+                         (default reuseport)
+  --incoming-cpu on|off  SO_INCOMING_CPU on each reuseport listener, set to
+                         its thread's CPU (needs --cpus) (default off)
+
+epoll:
+  --epoll-trigger MODE   %s (default edge)
+  --epoll-max-events N   events per epoll_wait (default 256)
+  --epoll-busy-poll US   epoll busy polling (EPIOCSPARAMS, Linux 6.9) (default 0)
+
+io_uring:
+  --uring-entries N      submission queue entries, a power of two (default 2048)
+  --uring-sqpoll         a kernel thread polls the submission queues
+  --uring-sqpoll-idle MS idle time before that thread sleeps (default 100)
+  --uring-sqpoll-cpu N   the CPU that thread runs on (default: any)
+  --uring-flags LIST     setup flags: %s (default auto: the best the kernel has)
+  --uring-buffers N      provided receive buffers per ring, a power of two
+                         (default 256)
+  --uring-buffer-size BYTES
+                         size of each (default 16384)
+  --uring-fixed-files on|off
+                         register accepted sockets as fixed files (default off)
+  --uring-registered-buffers on|off
+                         send from buffers registered with the ring (default off)
+  --uring-send-zc BYTES  zero-copy sends from this size, 0 = never (default 0)
+  --uring-napi US        NAPI busy polling (Linux 6.9), 0 = off (default 0)
+
+Output:
+  --write-policy NAME    %s: one write per loop turn, or one
+                         per response (default coalesce)
+  --tls-record-size BYTES
+                         largest TLS record plaintext, 512-16384 (default 16384)
+
+Measurement:
+  --stats-interval S     print one line of rates every S seconds (default 0: off)
+                         (counters are always at /stats and printed on stop)
+
+TLS:
   --tls on|off           h2 over TLS 1.2/1.3 with ALPN, or cleartext h2c with
                          prior knowledge (default on)
   --cert FILE            PEM certificate (chain) and its unencrypted key;
@@ -73,8 +130,25 @@ bool parse_on_off(std::string_view flag, const std::string& value) {
   usage_error("invalid value '" + value + "' for " + std::string(flag) + ": expected on or off");
 }
 
-ServerOptions parse_args(int argc, char** argv) {
-  ServerOptions o;
+// A name from one of options.h's tables, or a usage error listing them.
+template <typename Parse>
+auto parse_choice(std::string_view flag, const std::string& value, Parse parse,
+                  const std::string& choices) {
+  const auto parsed = parse(value);
+  if (!parsed) {
+    usage_error("invalid value '" + value + "' for " + std::string(flag) + "; valid: " + choices);
+  }
+  return *parsed;
+}
+
+struct Arguments {
+  ServerOptions server;
+  unsigned stats_interval_s = 0;
+};
+
+Arguments parse_args(int argc, char** argv) {
+  Arguments args;
+  ServerOptions& o = args.server;
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
     std::string value;
@@ -94,7 +168,10 @@ ServerOptions parse_args(int argc, char** argv) {
     };
     if (arg == "--help" || arg == "-h") {
       std::printf(kUsage, h2lab::server::dispatch_choices().c_str(),
-                  h2lab::server::engine_choices().c_str());
+                  h2lab::server::engine_choices().c_str(),
+                  h2lab::server::epoll_trigger_choices().c_str(),
+                  h2lab::server::uring_flags_choices().c_str(),
+                  h2lab::server::write_policy_choices().c_str());
       std::exit(0);
     } else if (arg == "--host") {
       o.host = take_value();
@@ -134,6 +211,62 @@ ServerOptions parse_args(int argc, char** argv) {
       o.tls = parse_on_off(arg, take_value());
     } else if (arg == "--tcp-nodelay") {
       o.tcp_nodelay = parse_on_off(arg, take_value());
+    } else if (arg == "--sndbuf") {
+      o.send_buffer = static_cast<int>(parse_number(arg, take_value(), 1 << 30));
+    } else if (arg == "--rcvbuf") {
+      o.receive_buffer = static_cast<int>(parse_number(arg, take_value(), 1 << 30));
+    } else if (arg == "--busy-poll") {
+      o.busy_poll_us = static_cast<unsigned>(parse_number(arg, take_value(), 1000000));
+    } else if (arg == "--quickack") {
+      o.tcp_quickack = parse_on_off(arg, take_value());
+    } else if (arg == "--notsent-lowat") {
+      o.notsent_lowat = static_cast<unsigned>(parse_number(arg, take_value(), 1 << 30));
+    } else if (arg == "--backlog") {
+      o.listen_backlog = static_cast<int>(parse_number(arg, take_value(), 1 << 30));
+    } else if (arg == "--incoming-cpu") {
+      o.incoming_cpu = parse_on_off(arg, take_value());
+    } else if (arg == "--cpus") {
+      const auto cpus = h2lab::server::parse_cpu_list(take_value());
+      if (!cpus) {
+        usage_error("invalid value '" + value +
+                    "' for --cpus: expected CPU numbers like 0,1 or 0-3");
+      }
+      o.cpus = *cpus;
+    } else if (arg == "--epoll-trigger") {
+      o.epoll_trigger = parse_choice(arg, take_value(), h2lab::server::parse_epoll_trigger,
+                                     h2lab::server::epoll_trigger_choices());
+    } else if (arg == "--epoll-max-events") {
+      o.epoll_max_events = static_cast<unsigned>(parse_number(arg, take_value(), 65536));
+    } else if (arg == "--epoll-busy-poll") {
+      o.epoll_busy_poll_us = static_cast<unsigned>(parse_number(arg, take_value(), 1000000));
+    } else if (arg == "--uring-entries") {
+      o.uring_entries = static_cast<unsigned>(parse_number(arg, take_value(), 32768));
+    } else if (arg == "--uring-sqpoll-idle") {
+      o.uring_sqpoll_idle_ms = static_cast<unsigned>(parse_number(arg, take_value(), 60000));
+    } else if (arg == "--uring-sqpoll-cpu") {
+      o.uring_sqpoll_cpu = static_cast<unsigned>(parse_number(arg, take_value(), CPU_SETSIZE - 1));
+    } else if (arg == "--uring-flags") {
+      o.uring_flags = parse_choice(arg, take_value(), h2lab::server::parse_uring_flags,
+                                   h2lab::server::uring_flags_choices());
+    } else if (arg == "--uring-buffers") {
+      o.uring_buffers = static_cast<unsigned>(parse_number(arg, take_value(), 32768));
+    } else if (arg == "--uring-buffer-size") {
+      o.uring_buffer_size = static_cast<unsigned>(parse_number(arg, take_value(), 1 << 20));
+    } else if (arg == "--uring-fixed-files") {
+      o.uring_fixed_files = parse_on_off(arg, take_value());
+    } else if (arg == "--uring-registered-buffers") {
+      o.uring_registered_buffers = parse_on_off(arg, take_value());
+    } else if (arg == "--uring-send-zc") {
+      o.uring_send_zc_threshold = parse_number(arg, take_value(), 1 << 30);
+    } else if (arg == "--uring-napi") {
+      o.uring_napi_busy_poll_us = static_cast<unsigned>(parse_number(arg, take_value(), 1000000));
+    } else if (arg == "--write-policy") {
+      o.write_policy = parse_choice(arg, take_value(), h2lab::server::parse_write_policy,
+                                    h2lab::server::write_policy_choices());
+    } else if (arg == "--tls-record-size") {
+      o.tls_record_size = parse_number(arg, take_value(), 16384);
+    } else if (arg == "--stats-interval") {
+      args.stats_interval_s = static_cast<unsigned>(parse_number(arg, take_value(), 86400));
     } else if (arg == "--cert") {
       o.cert_file = take_value();
     } else if (arg == "--key") {
@@ -149,13 +282,15 @@ ServerOptions parse_args(int argc, char** argv) {
       usage_error("unknown option '" + arg + "'");
     }
   }
-  return o;
+  if (std::string why = h2lab::server::options_conflict(o); !why.empty()) usage_error(why);
+  return args;
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  ServerOptions options = parse_args(argc, argv);
+  Arguments args = parse_args(argc, argv);
+  ServerOptions& options = args.server;
   if (options.tls) {
     // Built here rather than by create_server() so that its fingerprint can
     // be printed.
@@ -221,7 +356,33 @@ int main(int argc, char** argv) {
     std::_Exit(130);
   }).detach();
 
+  // The live view: one line of rates per interval until the server stops.
+  std::mutex live_mutex;
+  std::condition_variable live_wake;
+  bool served = false;
+  std::thread live_view;
+  if (args.stats_interval_s != 0) {
+    live_view = std::thread([&, interval = std::chrono::seconds(args.stats_interval_s)] {
+      std::unique_lock lock(live_mutex);
+      while (!live_wake.wait_for(lock, interval, [&] { return served; })) {
+        std::fprintf(stderr, "h2lab: stats: %s\n", server->stats_live_line().c_str());
+      }
+    });
+  }
+
   server->wait();
-  std::fprintf(stderr, "h2lab: stopped\n");
+  if (live_view.joinable()) {
+    {
+      std::lock_guard lock(live_mutex);
+      served = true;
+    }
+    live_wake.notify_one();
+    live_view.join();
+  }
+  std::string summary = server->stats_summary();
+  for (size_t at = 0; (at = summary.find('\n', at)) != std::string::npos; at += 3) {
+    summary.replace(at, 1, "\n  ");
+  }
+  std::fprintf(stderr, "h2lab: stopped\n  %s\n", summary.c_str());
   return 0;
 }

@@ -10,6 +10,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "proto/connection.h"
 
@@ -30,6 +31,26 @@ enum class ListenerMode { kReuseport, kExclusive };
 // Which HTTP/2 engine answers: the seed's simplified one is the baseline.
 enum class EngineKind { kFull, kMini };
 
+// epoll: how connection sockets are registered. Edge-triggered (the default)
+// reports readiness once per change, so a reactor reads until EAGAIN;
+// level-triggered reports it on every epoll_wait while data is there.
+enum class EpollTrigger { kEdge, kLevel };
+
+// When output is handed to the kernel. kCoalesce: everything a loop turn
+// produced for a connection leaves in one write (sendmsg, or one TLS
+// record run). kPerResponse: one write per completed response, as a
+// server that flushes after every response would.
+enum class WritePolicy { kCoalesce, kPerResponse };
+
+// io_uring setup flags (IORING_SETUP_*) a user may ask for; kAuto lets the
+// probe choose the best the kernel has (server/io_uring_probe.h).
+namespace uring_flag {
+inline constexpr unsigned kCoopTaskrun = 1u << 0;   // COOP_TASKRUN | TASKRUN_FLAG
+inline constexpr unsigned kSingleIssuer = 1u << 1;  // SINGLE_ISSUER
+inline constexpr unsigned kDeferTaskrun = 1u << 2;  // DEFER_TASKRUN (needs SINGLE_ISSUER)
+inline constexpr unsigned kAuto = 1u << 31;
+}  // namespace uring_flag
+
 // Name ↔ value tables, used for parsing, --help and error messages.
 std::string_view dispatch_name(Dispatch d) noexcept;
 std::optional<Dispatch> parse_dispatch(std::string_view name) noexcept;
@@ -46,6 +67,24 @@ unsigned resolved_threads(const ServerOptions& options) noexcept;
 std::string_view engine_name(EngineKind e) noexcept;
 std::optional<EngineKind> parse_engine(std::string_view name) noexcept;
 std::string engine_choices();
+
+std::string_view epoll_trigger_name(EpollTrigger t) noexcept;
+std::optional<EpollTrigger> parse_epoll_trigger(std::string_view name) noexcept;
+std::string epoll_trigger_choices();
+
+std::string_view write_policy_name(WritePolicy p) noexcept;
+std::optional<WritePolicy> parse_write_policy(std::string_view name) noexcept;
+std::string write_policy_choices();
+
+// "auto", "none" or a comma-separated list of coop, single, defer →
+// uring_flag bits; nullopt for anything else.
+std::optional<unsigned> parse_uring_flags(std::string_view list) noexcept;
+std::string uring_flags_name(unsigned flags);  // the inverse: "auto", "none", "coop,single"
+std::string uring_flags_choices();             // "auto, none, or a list of coop, single, defer"
+
+// "0,1" or "0-3" or "0,2-3" → CPU numbers in the given order; nullopt when
+// malformed or empty.
+std::optional<std::vector<unsigned>> parse_cpu_list(std::string_view list) noexcept;
 
 struct ServerOptions {
   std::string host = "127.0.0.1";  // numeric address or a name; "::1" for IPv6
@@ -72,7 +111,8 @@ struct ServerOptions {
   // Backpressure: above this many octets of unsent output a connection stops
   // reading until the socket drains. h2o's 512 KiB.
   size_t max_output_bytes = 512 * 1024;
-  // listen(2) backlog; the kernel clamps it to net.core.somaxconn.
+  // listen(2) backlog (--backlog); the kernel clamps it to
+  // net.core.somaxconn (reported at start).
   int listen_backlog = 4096;
 
   // Reactor (epoll) or proactor (uring) threads; 0 = one per CPU this
@@ -89,6 +129,74 @@ struct ServerOptions {
   // write leaves at once; off: the kernel may hold small writes back
   // (Nagle), which costs latency at few streams.
   bool tcp_nodelay = true;
+
+  // Socket knobs (server/socket_options.h applies them; each one is read
+  // back with getsockopt at start and a value the kernel changed is
+  // reported). 0 leaves the kernel's default.
+  // SO_SNDBUF / SO_RCVBUF in octets. Setting one turns the kernel's
+  // autotuning off for that direction; the kernel doubles the value and
+  // caps it at net.core.wmem_max / rmem_max.
+  int send_buffer = 0;
+  int receive_buffer = 0;
+  // SO_BUSY_POLL: µs a blocking read (and epoll_wait, with
+  // net.core.busy_poll) may spin on the device queue before sleeping.
+  unsigned busy_poll_us = 0;
+  // TCP_QUICKACK on accepted sockets: acknowledge at once instead of
+  // delaying ACKs. The kernel leaves quick-ack mode by itself, so it is set
+  // again after every read.
+  bool tcp_quickack = false;
+  // TCP_NOTSENT_LOWAT: the socket reports writable only while fewer than
+  // this many octets are unsent, bounding what sits in the kernel.
+  unsigned notsent_lowat = 0;
+  // SO_INCOMING_CPU on each reuseport listener, set to the CPU its thread
+  // is pinned to (needs --cpus and reuseport listeners): the kernel hands a
+  // connection to the listener of the CPU that received its packets.
+  bool incoming_cpu = false;
+
+  // Thread knobs. CPUs the serving threads are pinned to: loop thread i
+  // (epoll, uring) runs on cpus[i % size]; blocking and threaded threads
+  // may run on any CPU of the list. Empty: no pinning. With threads 0,
+  // epoll and uring run one loop per listed CPU.
+  std::vector<unsigned> cpus;
+
+  // epoll knobs.
+  EpollTrigger epoll_trigger = EpollTrigger::kEdge;
+  // Events one epoll_wait returns at most.
+  unsigned epoll_max_events = 256;
+  // epoll busy polling (EPIOCSPARAMS, Linux 6.9): µs epoll_wait spins on
+  // the device queues of its sockets before sleeping; 0 = off.
+  unsigned epoll_busy_poll_us = 0;
+
+  // io_uring knobs (uring_sqpoll above).
+  // Submission queue entries per ring (a power of two, 1 to 32768).
+  unsigned uring_entries = 2048;
+  // SQPOLL: ms the kernel thread polls an idle queue before it sleeps, and
+  // the CPU it is bound to (unset: the kernel chooses).
+  unsigned uring_sqpoll_idle_ms = 100;
+  std::optional<unsigned> uring_sqpoll_cpu;
+  // uring_flag bits, or uring_flag::kAuto.
+  unsigned uring_flags = uring_flag::kAuto;
+  // Provided receive buffers per ring (a power of two) and their size.
+  unsigned uring_buffers = 256;
+  unsigned uring_buffer_size = 16 * 1024;
+  // Accepted sockets also registered as fixed files: operations name a
+  // slot of the ring's table instead of an fd the kernel must look up.
+  bool uring_fixed_files = false;
+  // Sends go from buffers registered with the ring (one copy of the
+  // output into them) instead of the output queue's own memory.
+  bool uring_registered_buffers = false;
+  // Sends of at least this many octets use zero-copy sendmsg
+  // (IORING_OP_SENDMSG_ZC); 0 = never.
+  size_t uring_send_zc_threshold = 0;
+  // NAPI busy polling registered with the ring (IORING_REGISTER_NAPI,
+  // Linux 6.9): µs; 0 = off.
+  unsigned uring_napi_busy_poll_us = 0;
+
+  // Output policy knobs.
+  WritePolicy write_policy = WritePolicy::kCoalesce;
+  // Largest plaintext per TLS record, 512 to 16384 octets. Small records
+  // let a client decrypt the first bytes sooner; full ones cost less CPU.
+  size_t tls_record_size = 16384;
 
   // Called once, from create_server(), when the socket listens; receives the
   // real URL (with the port the kernel chose when port was 0).
@@ -119,5 +227,11 @@ struct ServerOptions {
 
 // options.port, or the default port for options.tls when it is unset.
 uint16_t resolved_port(const ServerOptions& options) noexcept;
+
+// Why these options cannot be used together or with this dispatcher (a knob
+// of another dispatcher, a CPU this process may not run on, a value out of
+// range), naming the flag as //server:main spells it; "" when they can.
+// create_server() refuses to start with this message.
+std::string options_conflict(const ServerOptions& options);
 
 }  // namespace h2lab::server

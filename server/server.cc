@@ -20,15 +20,22 @@ class RunningServer final : public Server {
  public:
   RunningServer(const ServerOptions& options, Listener listener,
                 std::shared_ptr<tls::Context> tls)
-      : options_(options),
+      : options_(with_stats_route(options)),
         listener_(std::move(listener)),
         tls_(std::move(tls)),
         context_{options_, listener_.fd,
                  [this] { return make_session(make_engine(options_)); },
                  [this](std::unique_ptr<proto::Engine> engine) {
                    return make_session(std::move(engine));
-                 }},
-        dispatcher_(make_dispatcher(context_)) {}
+                 },
+                 stats_},
+        dispatcher_(make_dispatcher(context_)) {
+    stats_.set_description(
+        "\"dispatch\": \"" + std::string(dispatch_name(options_.dispatch)) +
+        "\", \"engine\": \"" + std::string(engine_name(options_.engine)) +
+        "\", \"tls\": " + (options_.tls ? "true" : "false") +
+        ", \"write_policy\": \"" + std::string(write_policy_name(options_.write_policy)) + "\"");
+  }
 
   ~RunningServer() override {
     stop();
@@ -41,6 +48,10 @@ class RunningServer final : public Server {
   }
 
   const std::string& url() const noexcept override { return listener_.url; }
+
+  std::string stats_json() const override { return stats_.json(dispatcher_->counts()); }
+  std::string stats_summary() const override { return stats_.summary(dispatcher_->counts()); }
+  std::string stats_live_line() override { return stats_.live_line(dispatcher_->counts()); }
 
   void stop() noexcept override {
     dispatcher_->stop();
@@ -61,6 +72,14 @@ class RunningServer final : public Server {
                                      tls_ ? std::make_unique<tls::Session>(tls_) : nullptr);
   }
 
+  // The caller's options with /stats rendering this server's counters.
+  ServerOptions with_stats_route(const ServerOptions& options) {
+    ServerOptions o = options;
+    o.http2.stats_json = [this] { return stats_json(); };
+    return o;
+  }
+
+  StatsRegistry stats_;  // before everything that counts into it
   const ServerOptions options_;  // a copy: the caller's may go away
   Listener listener_;
   std::shared_ptr<tls::Context> tls_;  // null: cleartext
@@ -73,6 +92,7 @@ class RunningServer final : public Server {
 }  // namespace
 
 CreateResult create_server(const ServerOptions& options) {
+  if (std::string why = options_conflict(options); !why.empty()) return {nullptr, why};
   if (std::string why = dispatcher_unavailable(options); !why.empty()) return {nullptr, why};
   std::shared_ptr<tls::Context> tls = options.tls ? options.tls_context : nullptr;
   if (options.tls && !tls) {

@@ -24,6 +24,14 @@ class Server {
   virtual void stop() noexcept = 0;
   // Blocks until the server has stopped and every connection has ended.
   virtual void wait() noexcept = 0;
+
+  // The server's counters (server/stats.h, fields in docs/STATS.md): the
+  // JSON that /stats serves under "server", a few lines of summary (main
+  // prints them on stop), and one live line of rates since the previous
+  // call (--stats-interval; call it from one thread). Thread-safe otherwise.
+  virtual std::string stats_json() const = 0;
+  virtual std::string stats_summary() const = 0;
+  virtual std::string stats_live_line() = 0;
 };
 
 struct CreateResult {
@@ -31,7 +39,9 @@ struct CreateResult {
   std::string error;               // why, on failure: names what to change
 };
 
-// Listens on options.host:options.port, calls options.on_listening(url) once
+// Checks the options (options_conflict()), listens on
+// options.host:options.port — reporting socket options the kernel changed
+// (server/socket_options.h) — calls options.on_listening(url) once
 // the socket listens, and serves on a thread of its own (plus the threads
 // the dispatcher starts) until stop().
 CreateResult create_server(const ServerOptions& options);

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "proto/frame.h"
+#include "server/stats.h"
 #include "tls/session.h"
 
 namespace h2lab::server {
@@ -32,7 +33,16 @@ Session::Session(std::unique_ptr<proto::Engine> engine, size_t max_output_bytes,
                  std::unique_ptr<tls::Session> tls)
     : engine_(std::move(engine)), max_output_bytes_(max_output_bytes), tls_(std::move(tls)) {}
 
-Session::~Session() = default;
+Session::~Session() {
+  if (stats_ == nullptr) return;
+  const proto::EngineCounters& c = engine_->counters();
+  if (c.goaway_sent) stats_->goaways[std::min(c.goaway_code, kGoawayCodes - 1)].add();
+}
+
+void Session::count_into(ThreadStats* stats) noexcept {
+  stats_ = stats;
+  counted_ = engine_->counters();
+}
 
 void Session::on_data(std::span<const uint8_t> data) noexcept {
   if (tls_) {
@@ -40,6 +50,47 @@ void Session::on_data(std::span<const uint8_t> data) noexcept {
   } else {
     on_plaintext(data);
   }
+  if (stats_ != nullptr) {
+    stats_->bytes_in.add(data.size());
+    count_engine(Clock::now());
+  }
+}
+
+// Adds what the engine did since the last look to the thread's counters.
+void Session::count_engine(Clock::time_point now) noexcept {
+  const proto::EngineCounters& c = engine_->counters();
+  if (const uint64_t started = c.streams - counted_.streams; started != 0) {
+    stats_->requests.add(started);
+    arrivals_.push_back({now, started});
+  }
+  if (const uint64_t done = c.responses - counted_.responses; done != 0) {
+    stats_->responses.add(done);
+  }
+  over_unwritten_ += (c.responses + c.abandoned) - (counted_.responses + counted_.abandoned);
+  counted_ = c;
+  const bool over = backlog() >= max_output_bytes_;
+  if (over && !paused_) stats_->backpressure_pauses.add();
+  paused_ = over;
+}
+
+// After a write: the output is all out, so every request over so far has
+// had its last octet handed to the kernel.
+void Session::count_written(size_t n) noexcept {
+  stats_->bytes_out.add(n);
+  if (backlog() != 0 || over_unwritten_ == 0) return;
+  const Clock::time_point now = Clock::now();
+  size_t used = 0;
+  while (over_unwritten_ != 0 && used < arrivals_.size()) {
+    Arrival& a = arrivals_[used];
+    const uint64_t n_over = std::min(a.requests, over_unwritten_);
+    const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(now - a.at).count();
+    stats_->latency.record(static_cast<uint64_t>(ns), n_over);
+    a.requests -= n_over;
+    over_unwritten_ -= n_over;
+    if (a.requests == 0) ++used;
+  }
+  arrivals_.erase(arrivals_.begin(), arrivals_.begin() + static_cast<std::ptrdiff_t>(used));
+  over_unwritten_ = 0;  // none can be left over, short of an engine miscounting
 }
 
 // Ciphertext → tls::Session → plaintext batches → the same path as
@@ -110,11 +161,13 @@ void Session::on_eof() noexcept {
     engine_->on_input_closed();
   }
   if (tls_) pump_tls();
+  if (stats_ != nullptr) count_engine(Clock::now());
 }
 
 void Session::shutdown() noexcept {
   engine_->shutdown();
   if (tls_) pump_tls();
+  if (stats_ != nullptr) count_engine(Clock::now());
 }
 
 std::span<const iovec> Session::pending_output() const noexcept {
@@ -133,13 +186,19 @@ void Session::on_written(size_t n) noexcept {
       engine_->on_output_drained();
       pump_tls();
     }
-    return;
+  } else {
+    proto::OutputQueue& out = engine_->output();
+    out.consume(n);
+    // Low-water mark: half the bound, so that streaming bodies refill in
+    // batches rather than one frame per write.
+    if (out.size() <= max_output_bytes_ / 2) engine_->on_output_drained();
   }
-  proto::OutputQueue& out = engine_->output();
-  out.consume(n);
-  // Low-water mark: half the bound, so that streaming bodies refill in
-  // batches rather than one frame per write.
-  if (out.size() <= max_output_bytes_ / 2) engine_->on_output_drained();
+  if (stats_ != nullptr) {
+    // Responses completed before this write are counted as written only at
+    // the next write that empties the output (the ones just refilled).
+    count_written(n);
+    count_engine(Clock::now());
+  }
 }
 
 bool Session::wants_read() const noexcept {
@@ -165,6 +224,7 @@ void Session::trim() noexcept {
   if (partial_.empty() && partial_.capacity() > kKeptPartialCapacity) {
     std::vector<uint8_t>().swap(partial_);
   }
+  if (arrivals_.empty() && arrivals_.capacity() > 16) std::vector<Arrival>().swap(arrivals_);
   if (tls_) tls_->trim();
   // An empty output queue gives its arena back: an idle connection then
   // holds no 16 KiB chunk (the next write allocates one again).

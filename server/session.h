@@ -13,7 +13,9 @@
 
 #include <sys/uio.h>
 
+#include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <span>
 #include <vector>
@@ -25,6 +27,8 @@ class Session;
 }  // namespace h2lab::tls
 
 namespace h2lab::server {
+
+struct ThreadStats;  // server/stats.h
 
 class Session {
  public:
@@ -71,6 +75,18 @@ class Session {
   // Frees buffers an idle session does not need (between reads).
   void trim() noexcept;
 
+  // From now on the session counts into `stats` — bytes, requests,
+  // responses, backpressure pauses, its GOAWAY, and request latency — which
+  // must be the counters of the thread that drives it and outlive it (null:
+  // count nothing, the default).
+  // Latency: a request's clock starts at the on_data() call that made the
+  // engine accept it and stops at the on_written() call after which nothing
+  // of the session's output is left unsent, which hands the last octet of
+  // every response completed so far to the kernel. Requests and responses
+  // are matched first-in first-out: exact for equal requests (h2load), an
+  // approximation when a short response overtakes a long one.
+  void count_into(ThreadStats* stats) noexcept;
+
  private:
   void on_plaintext(std::span<const uint8_t> data) noexcept;
   void on_tls_data(std::span<const uint8_t> ciphertext) noexcept;
@@ -83,6 +99,20 @@ class Session {
   const char* fault_ = nullptr;  // set when the session itself gives up
   std::unique_ptr<tls::Session> tls_;  // null: cleartext
   bool input_closed_ = false;          // the engine was told (EOF or close_notify)
+
+  // Counting (count_into); all unused while stats_ is null.
+  using Clock = std::chrono::steady_clock;
+  void count_engine(Clock::time_point now) noexcept;
+  void count_written(size_t n) noexcept;
+  struct Arrival {
+    Clock::time_point at;
+    uint64_t requests;  // requests the engine accepted from the input that arrived at `at`
+  };
+  ThreadStats* stats_ = nullptr;
+  proto::EngineCounters counted_;  // the engine's counters as last added to stats_
+  std::vector<Arrival> arrivals_;  // requests not over yet, oldest first
+  uint64_t over_unwritten_ = 0;    // requests over whose output is not all written
+  bool paused_ = false;            // over the backpressure bound when last looked
 };
 
 }  // namespace h2lab::server

@@ -40,7 +40,7 @@ class ThreadedDispatcher final : public Dispatcher {
         }
         continue;
       }
-      std::optional<NewConnection> conn = admit_connection(fd, limit_, context_);
+      std::optional<NewConnection> conn = admit_connection(fd, limit_, context_, nullptr);
       if (conn) start_worker(std::move(*conn));
     }
     join_all();
@@ -72,8 +72,13 @@ class ThreadedDispatcher final : public Dispatcher {
   }
 
   void serve(NewConnection c, Worker& w) noexcept {
-    serve_blocking_connection(c.fd, *c.session, context_.options, stopping_, c.slot.refused());
+    ThreadStats& stats = context_.stats.open("threaded");
+    c.session->count_into(&stats);
+    if (!c.slot.refused()) stats.connections.add();
+    serve_blocking_connection(c.fd, *c.session, context_.options, stopping_, stats,
+                              c.slot.refused());
     c.session.reset();
+    context_.stats.retire(stats);
     c.slot.reset();
     w.finished.store(true, std::memory_order_release);
   }

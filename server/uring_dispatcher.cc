@@ -138,7 +138,7 @@ class UringDispatcher final : public LoopDispatcher {
   }
 
   void run() override {
-    run_loops([this](unsigned i) {
+    run_loops("uring", [this](unsigned i) {
       Proactor p(*this, i);
       if (p.ready()) {
         p.loop();
@@ -398,7 +398,7 @@ void Proactor::on_accept(const io_uring_cqe& cqe) {
     ::close(cqe.res);  // accepted while the cancel was on its way
     return;
   }
-  std::optional<NewConnection> nc = admit_connection(cqe.res, d_.limit, d_.context);
+  std::optional<NewConnection> nc = admit_connection(cqe.res, d_.limit, d_.context, &d_.thread_stats(index_));
   if (!nc) return;
   auto owned = std::make_unique<Conn>(std::move(*nc), options_, now_);
   Conn& c = *owned;

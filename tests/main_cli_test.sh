@@ -15,8 +15,10 @@ expect_usage_error() {  # expected-text, args...
   grep -qF -- "$want" <<<"$out" || fail "'$*' said: $out (want: $want)"
 }
 
-"$main" --help | grep -q -- '--dispatch NAME' || fail "--help lacks --dispatch"
-"$main" --help | grep -q 'blocking' || fail "--help lacks the dispatcher names"
+# Read whole: grep -q would stop reading early and fail main's write (pipefail).
+help=$("$main" --help) || fail "--help exited $?"
+grep -q -- '--dispatch NAME' <<<"$help" || fail "--help lacks --dispatch"
+grep -q 'blocking' <<<"$help" || fail "--help lacks the dispatcher names"
 expect_usage_error "unknown dispatcher 'bogus' for --dispatch; valid: blocking" --dispatch bogus
 expect_usage_error "unknown engine 'nope' for --engine; valid: full, mini" --engine nope
 expect_usage_error "invalid value '99999' for --port" --port 99999
@@ -24,7 +26,7 @@ expect_usage_error "invalid value '-1' for --port" --port=-1
 expect_usage_error "unknown option '--frobnicate'" --frobnicate
 expect_usage_error "invalid value 'maybe' for --tcp-nodelay: expected on or off" --tcp-nodelay maybe
 expect_usage_error "--port needs a value" --port
-"$main" --help | grep -q -- '--tls on|off' || fail "--help lacks --tls"
+grep -q -- '--tls on|off' <<<"$help" || fail "--help lacks --tls"
 expect_usage_error "invalid value 'maybe' for --tls: expected on or off" --tls maybe
 expect_usage_error "invalid value 'no' for --tls-resumption: expected on or off" --tls-resumption no
 out=$("$main" --port 0 --cert "$TEST_TMPDIR/absent.pem" --key "$TEST_TMPDIR/absent.pem" 2>&1); rc=$?
