@@ -11,4 +11,11 @@ bool configure_accepted_socket(int fd, const ServerOptions& options) noexcept {
   return ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &nodelay, sizeof nodelay) == 0;
 }
 
+bool rearm_quickack(int fd, const ServerOptions& options) noexcept {
+  if (!options.tcp_quickack) return false;
+  const int on = 1;
+  ::setsockopt(fd, IPPROTO_TCP, TCP_QUICKACK, &on, sizeof on);
+  return true;
+}
+
 }  // namespace h2lab::server

@@ -11,4 +11,9 @@ namespace h2lab::server {
 // refused; the connection is still usable.
 bool configure_accepted_socket(int fd, const ServerOptions& options) noexcept;
 
+// TCP_QUICKACK is not sticky: the kernel leaves quick-ack mode on its own,
+// so with options.tcp_quickack a dispatcher calls this after every read.
+// Returns true when it made a system call (for the counters).
+bool rearm_quickack(int fd, const ServerOptions& options) noexcept;
+
 }  // namespace h2lab::server
