@@ -649,6 +649,7 @@ void Connection::response_complete(Stream& s) {
 }
 
 void Connection::count_response() {
+  out_.end_response();
   ++counters_.responses;
   budget_ = std::min<int64_t>(budget_ + 1, options_.abuse_budget);
 }

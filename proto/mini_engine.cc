@@ -27,6 +27,7 @@ void MiniEngine::respond(uint32_t stream_id) noexcept {
   std::memcpy(p, kResponseTemplate.data(), kResponseSize);
   patch_frame_stream_id(p, stream_id);
   patch_frame_stream_id(p + kDataFrameAt, stream_id);
+  out_.end_response();
   ++counters_.streams;  // a request and its complete response at once
   ++counters_.responses;
 }

@@ -61,6 +61,18 @@ void OutputQueue::consume(size_t n) noexcept {
     head_ = 0;
   }
   recycle_consumed_chunks();
+  while (next_end_ < response_ends_.size() && response_ends_[next_end_] <= consumed_seq_) {
+    ++next_end_;
+    ++responses_consumed_;
+  }
+  if (next_end_ == response_ends_.size()) {
+    response_ends_.clear();
+    next_end_ = 0;
+  } else if (next_end_ > 64 && next_end_ * 2 > response_ends_.size()) {
+    response_ends_.erase(response_ends_.begin(),
+                         response_ends_.begin() + static_cast<std::ptrdiff_t>(next_end_));
+    next_end_ = 0;
+  }
 }
 
 void OutputQueue::reset_newest_chunk() noexcept {
@@ -94,6 +106,7 @@ void OutputQueue::release() noexcept {
   spare_.clear();
   arena_next_ = arena_limit_ = nullptr;
   last_arena_end_ = nullptr;
+  std::vector<uint64_t>().swap(response_ends_);
 }
 
 }  // namespace h2lab::proto

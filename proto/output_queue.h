@@ -75,6 +75,25 @@ class OutputQueue {
   // Frees all arena memory. Precondition: empty().
   void release() noexcept;
 
+  // Response boundaries, for the per-response write policy
+  // (server/session.h). An engine calls end_response() right after the last
+  // octet of each response; the queue remembers where only while tracking
+  // is on (off by default, and then end_response() costs one test).
+  void track_responses() noexcept { track_responses_ = true; }
+  void end_response() {
+    if (track_responses_) response_ends_.push_back(appended_seq_);
+  }
+  // Responses whose last octet has been consumed, since tracking began.
+  uint64_t responses_consumed() const noexcept { return responses_consumed_; }
+  // Pending octets up to the end of the oldest response not yet consumed
+  // — output queued before it (SETTINGS, WINDOW_UPDATE…) included — or
+  // size() when no response end is pending.
+  size_t octets_through_next_response() const noexcept {
+    return next_end_ < response_ends_.size()
+               ? static_cast<size_t>(response_ends_[next_end_] - consumed_seq_)
+               : pending_bytes_;
+  }
+
  private:
   struct Chunk {
     std::unique_ptr<uint8_t[]> data;
@@ -96,6 +115,10 @@ class OutputQueue {
   uint8_t* arena_next_ = nullptr;   // free space of the newest chunk
   uint8_t* arena_limit_ = nullptr;
   const uint8_t* last_arena_end_ = nullptr;  // for merging adjacent writes
+  bool track_responses_ = false;
+  std::vector<uint64_t> response_ends_;  // appended_seq_ after each response, in order
+  size_t next_end_ = 0;                  // first of response_ends_ not yet consumed
+  uint64_t responses_consumed_ = 0;
 };
 
 }  // namespace h2lab::proto

@@ -68,8 +68,11 @@ class RunningServer final : public Server {
  private:
   // A Session around `engine`, behind TLS when the server speaks it.
   std::unique_ptr<Session> make_session(std::unique_ptr<proto::Engine> engine) const {
-    return std::make_unique<Session>(std::move(engine), options_.max_output_bytes,
-                                     tls_ ? std::make_unique<tls::Session>(tls_) : nullptr);
+    auto session = std::make_unique<Session>(
+        std::move(engine), options_.max_output_bytes,
+        tls_ ? std::make_unique<tls::Session>(tls_, options_.tls_record_size) : nullptr);
+    if (options_.write_policy == WritePolicy::kPerResponse) session->write_one_response_at_a_time();
+    return session;
   }
 
   // The caller's options with /stats rendering this server's counters.

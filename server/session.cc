@@ -18,6 +18,23 @@ size_t bytes_to_complete_frame(std::span<const uint8_t> partial) noexcept {
   return frame > partial.size() ? frame - partial.size() : 1;
 }
 
+// The first `n` octets of `iov` (n ≤ their total), in `scratch` when the
+// last piece must be cut.
+std::span<const iovec> first_octets(std::span<const iovec> iov, size_t n,
+                                    std::vector<iovec>& scratch) {
+  scratch.clear();
+  for (const iovec& v : iov) {
+    if (n == 0) break;
+    scratch.push_back(v);
+    if (v.iov_len >= n) {
+      scratch.back().iov_len = n;
+      break;
+    }
+    n -= v.iov_len;
+  }
+  return scratch;
+}
+
 // Keep a small carry buffer across reads; give back a large one.
 constexpr size_t kKeptPartialCapacity = 4096;
 
@@ -33,15 +50,19 @@ Session::Session(std::unique_ptr<proto::Engine> engine, size_t max_output_bytes,
                  std::unique_ptr<tls::Session> tls)
     : engine_(std::move(engine)), max_output_bytes_(max_output_bytes), tls_(std::move(tls)) {}
 
-Session::~Session() {
-  if (stats_ == nullptr) return;
-  const proto::EngineCounters& c = engine_->counters();
-  if (c.goaway_sent) stats_->goaways[std::min(c.goaway_code, kGoawayCodes - 1)].add();
+Session::~Session() = default;
+
+void Session::write_one_response_at_a_time() noexcept {
+  one_response_per_write_ = true;
+  engine_->output().track_responses();
 }
 
 void Session::count_into(ThreadStats* stats) noexcept {
   stats_ = stats;
   counted_ = engine_->counters();
+  proto::OutputQueue& out = engine_->output();
+  out.track_responses();  // where each response ends: when its clock stops
+  responses_timed_ = out.responses_consumed();
 }
 
 void Session::on_data(std::span<const uint8_t> data) noexcept {
@@ -66,31 +87,41 @@ void Session::count_engine(Clock::time_point now) noexcept {
   if (const uint64_t done = c.responses - counted_.responses; done != 0) {
     stats_->responses.add(done);
   }
-  over_unwritten_ += (c.responses + c.abandoned) - (counted_.responses + counted_.abandoned);
+  abandoned_untimed_ += c.abandoned - counted_.abandoned;
+  // Counted before it is written, so a peer that received it finds it counted.
+  if (c.goaway_sent && !counted_.goaway_sent) {
+    stats_->goaways[std::min(c.goaway_code, kGoawayCodes - 1)].add();
+  }
   counted_ = c;
   const bool over = backlog() >= max_output_bytes_;
   if (over && !paused_) stats_->backpressure_pauses.add();
   paused_ = over;
 }
 
-// After a write: the output is all out, so every request over so far has
-// had its last octet handed to the kernel.
+// After a write: stops the clocks of the requests whose responses are now
+// wholly in the kernel's hands.
 void Session::count_written(size_t n) noexcept {
   stats_->bytes_out.add(n);
-  if (backlog() != 0 || over_unwritten_ == 0) return;
+  // The engine's queue knows which responses it has handed on; with TLS
+  // they went into ciphertext, which is all out only when nothing is left.
+  if (tls_ && tls_->output_size() != 0) return;
+  const uint64_t written = engine_->output().responses_consumed();
+  uint64_t to_time = written - responses_timed_ + abandoned_untimed_;
+  if (to_time == 0) return;
+  responses_timed_ = written;
+  abandoned_untimed_ = 0;
   const Clock::time_point now = Clock::now();
   size_t used = 0;
-  while (over_unwritten_ != 0 && used < arrivals_.size()) {
+  while (to_time != 0 && used < arrivals_.size()) {
     Arrival& a = arrivals_[used];
-    const uint64_t n_over = std::min(a.requests, over_unwritten_);
+    const uint64_t k = std::min(a.requests, to_time);
     const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(now - a.at).count();
-    stats_->latency.record(static_cast<uint64_t>(ns), n_over);
-    a.requests -= n_over;
-    over_unwritten_ -= n_over;
+    stats_->latency.record(static_cast<uint64_t>(ns), k);
+    a.requests -= k;
+    to_time -= k;
     if (a.requests == 0) ++used;
   }
   arrivals_.erase(arrivals_.begin(), arrivals_.begin() + static_cast<std::ptrdiff_t>(used));
-  over_unwritten_ = 0;  // none can be left over, short of an engine miscounting
 }
 
 // Ciphertext → tls::Session → plaintext batches → the same path as
@@ -118,8 +149,14 @@ void Session::on_tls_data(std::span<const uint8_t> ciphertext) noexcept {
 // the engine's end → close_notify.
 void Session::pump_tls() noexcept {
   proto::OutputQueue& out = engine_->output();
-  // Above the bound the plaintext waits, by reference, in the engine's queue.
-  if (!out.empty() && tls_->output_size() < max_output_bytes_) {
+  if (one_response_per_write_) {
+    // The next response's records only once the previous ones are out.
+    if (!out.empty() && tls_->output_size() == 0) {
+      out.consume(tls_->write(first_octets(out.iovecs(), out.octets_through_next_response(),
+                                           limited_)));
+    }
+  } else if (!out.empty() && tls_->output_size() < max_output_bytes_) {
+    // Above the bound the plaintext waits, by reference, in the engine's queue.
     out.consume(tls_->write(out.iovecs()));
   }
   if (engine_->done() && (out.empty() || !tls_->handshake_done() || tls_->failed())) {
@@ -171,7 +208,11 @@ void Session::shutdown() noexcept {
 }
 
 std::span<const iovec> Session::pending_output() const noexcept {
-  return tls_ ? tls_->output() : engine_->output().iovecs();
+  if (tls_) return tls_->output();  // pump_tls() encrypted one response at a time
+  const proto::OutputQueue& out = engine_->output();
+  if (!one_response_per_write_) return out.iovecs();
+  const size_t n = out.octets_through_next_response();
+  return n == out.size() ? out.iovecs() : first_octets(out.iovecs(), n, limited_);
 }
 
 size_t Session::pending_bytes() const noexcept {
@@ -194,8 +235,6 @@ void Session::on_written(size_t n) noexcept {
     if (out.size() <= max_output_bytes_ / 2) engine_->on_output_drained();
   }
   if (stats_ != nullptr) {
-    // Responses completed before this write are counted as written only at
-    // the next write that empties the output (the ones just refilled).
     count_written(n);
     count_engine(Clock::now());
   }

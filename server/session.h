@@ -54,6 +54,8 @@ class Session {
   void shutdown() noexcept;
 
   // The bytes to write next, in order; valid until the next non-const call.
+  // After write_one_response_at_a_time(): only up to the end of the next
+  // response (with TLS: its records), the rest once those are written.
   std::span<const iovec> pending_output() const noexcept;
   size_t pending_bytes() const noexcept;
   // The first `n` octets of pending_output() reached the kernel.
@@ -80,12 +82,19 @@ class Session {
   // must be the counters of the thread that drives it and outlive it (null:
   // count nothing, the default).
   // Latency: a request's clock starts at the on_data() call that made the
-  // engine accept it and stops at the on_written() call after which nothing
-  // of the session's output is left unsent, which hands the last octet of
-  // every response completed so far to the kernel. Requests and responses
-  // are matched first-in first-out: exact for equal requests (h2load), an
-  // approximation when a short response overtakes a long one.
+  // engine accept it and stops at the on_written() call that handed the
+  // last octet of its response to the kernel (with TLS: the write that
+  // emptied the ciphertext holding it). Requests and responses are matched
+  // first-in first-out: exact for equal requests (h2load), an approximation
+  // when a short response overtakes a long one. A stream reset before its
+  // response completed stops its clock at the next write.
   void count_into(ThreadStats* stats) noexcept;
+
+  // The per-response write policy (--write-policy per-response): each
+  // response leaves in writes of its own instead of with everything else a
+  // loop turn produced — as a server that flushes after every response
+  // would. Call before the first on_data().
+  void write_one_response_at_a_time() noexcept;
 
  private:
   void on_plaintext(std::span<const uint8_t> data) noexcept;
@@ -99,6 +108,8 @@ class Session {
   const char* fault_ = nullptr;  // set when the session itself gives up
   std::unique_ptr<tls::Session> tls_;  // null: cleartext
   bool input_closed_ = false;          // the engine was told (EOF or close_notify)
+  bool one_response_per_write_ = false;
+  mutable std::vector<iovec> limited_;  // pending_output() cut at a response's end
 
   // Counting (count_into); all unused while stats_ is null.
   using Clock = std::chrono::steady_clock;
@@ -110,8 +121,9 @@ class Session {
   };
   ThreadStats* stats_ = nullptr;
   proto::EngineCounters counted_;  // the engine's counters as last added to stats_
-  std::vector<Arrival> arrivals_;  // requests not over yet, oldest first
-  uint64_t over_unwritten_ = 0;    // requests over whose output is not all written
+  std::vector<Arrival> arrivals_;  // requests whose clock runs, oldest first
+  uint64_t responses_timed_ = 0;   // responses written whose clocks were stopped
+  uint64_t abandoned_untimed_ = 0; // reset streams whose clocks still run
   bool paused_ = false;            // over the backpressure bound when last looked
 };
 

@@ -186,7 +186,7 @@ std::string StatsRegistry::summary(const ConnectionCounts& connections) const {
       " syscalls (%s per request), %" PRIu64 " waits (%s requests per wait), %" PRIu64
       " backpressure pauses\n"
       "latency: mean %.1f µs, p50 < %.1f µs, p99 < %.1f µs, max < %.1f µs",
-      connections.accepted, connections.refused, t.requests, t.responses, t.bytes_in,
+      t.connections, connections.refused, t.requests, t.responses, t.bytes_in,
       t.bytes_out, t.reads, t.writes, t.partial_writes, t.syscalls,
       ratio(t.syscalls, t.requests).c_str(), t.waits, ratio(t.requests, t.waits).c_str(),
       t.backpressure_pauses,

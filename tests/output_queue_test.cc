@@ -68,3 +68,29 @@ TEST_CASE("append_copy splits data larger than a chunk") {
   q.append_copy(big.data(), big.size());
   CHECK(contents(q) == big);
 }
+
+TEST_CASE("response ends: the per-response write policy's boundaries") {
+  OutputQueue q;
+  q.end_response();  // not tracking yet: nothing remembered
+  q.track_responses();
+  std::memset(q.append(9), 1, 9);  // SETTINGS before any response
+  std::memset(q.append(31), 2, 31);
+  q.end_response();
+  static const uint8_t body[100] = {};
+  q.append_ref(body, sizeof body);
+  q.end_response();
+  std::memset(q.append(17), 3, 17);  // a GOAWAY, no response after it
+  CHECK(q.size() == 157);
+  CHECK(q.octets_through_next_response() == 40);
+  q.consume(30);
+  CHECK(q.octets_through_next_response() == 10);
+  CHECK(q.responses_consumed() == 0);
+  q.consume(10);
+  CHECK(q.responses_consumed() == 1);
+  CHECK(q.octets_through_next_response() == 100);
+  q.consume(100);
+  CHECK(q.responses_consumed() == 2);
+  CHECK(q.octets_through_next_response() == 17);  // no end pending: everything
+  q.consume(17);
+  CHECK(q.empty());
+}

@@ -327,6 +327,36 @@ TEST_CASE("tls: a 1 MB response in full records, either way it is queued") {
   }
 }
 
+TEST_CASE("tls: --tls-record-size bounds every record, small pieces and large alike") {
+  constexpr size_t kRecordSize = 1000;
+  tls::Session s(shared_context(), kRecordSize);
+  TestClient c;
+  REQUIRE(handshake(c, s));
+  c.input(server_output(s));
+  c.read();
+  // 100 small pieces (coalesced up to the bound), then 50000 contiguous
+  // octets (encrypted in place, split by OpenSSL's max_send_fragment).
+  std::vector<ByteString> small(100, ByteString(31, 0x5a));
+  ByteString large(50000);
+  for (size_t i = 0; i < large.size(); ++i) large[i] = static_cast<uint8_t>(i * 13);
+  std::vector<iovec> pieces;
+  ByteString expected;
+  for (const ByteString& f : small) {
+    pieces.push_back(iov(f));
+    expected = expected + f;
+  }
+  pieces.push_back(iov(large));
+  expected = expected + large;
+  CHECK(s.write(pieces) == expected.size());
+  const ByteString out = server_output(s);
+  const auto recs = records(out);
+  // TLS 1.3 AEAD adds the inner content type and a 16-octet tag.
+  for (const auto& [type, length] : recs) CHECK(length <= kRecordSize + 17);
+  CHECK(recs.size() >= expected.size() / kRecordSize);
+  c.input(out);
+  CHECK(c.read() == expected);
+}
+
 TEST_CASE("tls: close_notify both ways") {
   tls::Session s(shared_context());
   TestClient c;

@@ -137,7 +137,9 @@ struct Session::Bio {
   }
 };
 
-Session::Session(std::shared_ptr<Context> context) noexcept : context_(std::move(context)) {
+Session::Session(std::shared_ptr<Context> context, size_t record_size) noexcept
+    : context_(std::move(context)),
+      record_size_(std::clamp<size_t>(record_size, 512, kMaxRecordPlaintext)) {
   ssl_ = context_ ? SSL_new(context_->native()) : nullptr;
   BIO* bio = ssl_ != nullptr ? BIO_new(Bio::method()) : nullptr;
   if (bio == nullptr) {
@@ -152,6 +154,8 @@ Session::Session(std::shared_ptr<Context> context) noexcept : context_(std::move
   SSL_set_app_data(ssl_, &notes_);
   SSL_set_info_callback(ssl_, &on_info);
   SSL_set_accept_state(ssl_);
+  // OpenSSL splits a larger write into records of at most this much.
+  SSL_set_max_send_fragment(ssl_, record_size_);
 }
 
 Session::~Session() {
@@ -232,18 +236,18 @@ size_t Session::write(std::span<const iovec> plaintext) noexcept {
     const bool last = i + 1 == plaintext.size();
     while (n != 0) {
       size_t take;
-      if (staged_ == 0 && (last || n >= kMaxRecordPlaintext)) {
+      if (staged_ == 0 && (last || n >= record_size_)) {
         // In place: whole records, or everything when nothing follows.
-        take = last ? n : n - n % kMaxRecordPlaintext;
+        take = last ? n : n - n % record_size_;
         if (!encrypt(p, take)) return taken;
       } else {
-        if (!staging_) staging_ = std::make_unique<uint8_t[]>(kMaxRecordPlaintext);
-        take = std::min(n, kMaxRecordPlaintext - staged_);
+        if (!staging_) staging_ = std::make_unique<uint8_t[]>(record_size_);
+        take = std::min(n, record_size_ - staged_);
         std::memcpy(staging_.get() + staged_, p, take);
         staged_ += take;
-        if (staged_ == kMaxRecordPlaintext) {
+        if (staged_ == record_size_) {
           staged_ = 0;
-          if (!encrypt(staging_.get(), kMaxRecordPlaintext)) return taken;
+          if (!encrypt(staging_.get(), record_size_)) return taken;
         }
       }
       p += take;

@@ -41,7 +41,10 @@ class Session {
   // Largest plaintext of one TLS record (RFC 8446 §5.1).
   static constexpr size_t kMaxRecordPlaintext = 16384;
 
-  explicit Session(std::shared_ptr<Context> context) noexcept;
+  // `record_size`: the largest plaintext per record this session sends,
+  // clamped to [512, kMaxRecordPlaintext] (--tls-record-size).
+  explicit Session(std::shared_ptr<Context> context,
+                   size_t record_size = kMaxRecordPlaintext) noexcept;
   ~Session();
   Session(const Session&) = delete;
   Session& operator=(const Session&) = delete;
@@ -68,8 +71,10 @@ class Session {
 
   // Encrypts `plaintext` in order into output() and returns how many octets
   // it took: all of them once the handshake is done, none before it, after
-  // close() or after a failure. Small pieces are coalesced into full records;
-  // the caller may reuse or free the pieces as soon as this returns.
+  // close() or after a failure. Small pieces are coalesced into full records
+  // (of record_size); everything taken is in output() when this returns, so
+  // one call's plaintext never shares a record with the next call's. The
+  // caller may reuse or free the pieces as soon as this returns.
   size_t write(std::span<const iovec> plaintext) noexcept;
 
   // Queues close_notify (RFC 8446 §6.1) once the handshake is done; before
@@ -117,6 +122,7 @@ class Session {
   bool eof_ = false;
   proto::OutputQueue output_;  // ciphertext OpenSSL wrote, to send
 
+  size_t record_size_;                  // largest plaintext per record sent
   std::unique_ptr<uint8_t[]> staging_;  // small plaintext pieces, one record
   size_t staged_ = 0;
 
