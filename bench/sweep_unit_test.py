@@ -199,6 +199,20 @@ class PinningTest(unittest.TestCase):
 
 
 class LauncherTest(unittest.TestCase):
+    def test_threads_only_for_loop_dispatchers(self):
+        """h2lab refuses --threads with blocking and threaded."""
+        with tempfile.TemporaryDirectory() as d:
+            fake = os.path.join(d, "main")
+            with open(fake, "w") as f:
+                f.write("#!/bin/sh\necho '  --threads N   y'\necho '  --tls on|off'\n")
+            os.chmod(fake, 0o755)
+            launcher = servers.Launcher(None, fake, [], d, d, log=lambda text: None)
+            for dispatcher, expected in (("blocking", False), ("threaded", False),
+                                         ("epoll", True), ("uring", True)):
+                argv = launcher.h2lab_argv(
+                    servers.ServerSpec("h2lab", False, dispatcher, "full", 2))
+                self.assertEqual("--threads" in argv, expected, dispatcher)
+
     def test_flags_follow_the_binary_help(self):
         with tempfile.TemporaryDirectory() as d:
             fake = os.path.join(d, "main")
