@@ -944,24 +944,24 @@ COMPARE_COUNTERS = ("syscalls_per_request", "requests_per_wait")
 def compare_table(rows):
     """Per pair and case: B/A ratios of requests/s and CPU/request, min/median/max,
     and each side's median syscalls/request and requests/wait (from /stats)."""
+    # run_compare records each B right after its A (same case, repetition):
+    # a pair of runs is such an A row followed by its B row. Keyed by both
+    # labels too, so that the pairs of configurations (say full and mini
+    # engines) that share a case stay apart.
     runs = {}
-    for row in rows:
-        if not plots.usable(row):
+    for a, b in zip(rows, rows[1:]):
+        case = ("tls", "clients", "streams", "repetition")
+        if (a["variant"], b["variant"]) != ("A", "B") or \
+                any(a[k] != b[k] for k in case) or not (plots.usable(a) and plots.usable(b)):
             continue
-        key = (row["tls"], int(row["clients"]), int(row["streams"]))
-        runs.setdefault(key, {}).setdefault(row["variant"], {})[int(row["repetition"])] = row
+        key = (a["label"], b["label"], a["tls"], int(a["clients"]), int(a["streams"]))
+        runs.setdefault(key, []).append((a, b))
     table = []
-    labels = {}
-    for row in rows:
-        labels.setdefault(row["variant"], row["label"])
-    for key, sides in runs.items():
-        reps = sorted(set(sides.get("A", {})) & set(sides.get("B", {})))
-        if not reps:
-            continue
-        a_rows = [sides["A"][r] for r in reps]
-        b_rows = [sides["B"][r] for r in reps]
-        entry = {"tls": key[0], "clients": key[1], "streams": key[2], "pairs": len(reps),
-                 "a_label": labels.get("A", ""), "b_label": labels.get("B", "")}
+    for (a_label, b_label, tls, clients, streams), pairs_of_runs in runs.items():
+        a_rows = [a for a, _ in pairs_of_runs]
+        b_rows = [b for _, b in pairs_of_runs]
+        entry = {"tls": tls, "clients": clients, "streams": streams,
+                 "pairs": len(pairs_of_runs), "a_label": a_label, "b_label": b_label}
         for name, column in (("rps", "requests_per_s"), ("cpu", "server_cpu_us_per_request")):
             pairs = [(float(a[column]), float(b[column])) for a, b in zip(a_rows, b_rows)
                      if a[column] not in ("", None) and b[column] not in ("", None)

@@ -560,6 +560,20 @@ class CompareAndPlotTest(unittest.TestCase):
         self.assertAlmostEqual(entry["cpu_ratio_median"], 0.75)
         self.assertEqual(entry["pairs"], 3)
 
+    def test_compare_keeps_pairs_of_configurations_apart(self):
+        """Two pairs (full and mini engines) over the same case, as run_compare
+        records them: all of the first pair's runs, then the second's."""
+        rows = [_row("A: full", "A", 10, 1, 100, 2.0), _row("B: full", "B", 10, 1, 200, 2.0),
+                _row("A: mini", "A", 10, 1, 100, 2.0), _row("B: mini", "B", 10, 1, 50, 2.0),
+                # A failed B: its A has no partner and is left out.
+                _row("A: mini", "A", 10, 2, 100, 2.0),
+                dict(_row("B: mini", "B", 10, 2, 0, 2.0), status="h2load-failed")]
+        full, mini = sweep.compare_table(rows)
+        self.assertEqual((full["a_label"], full["b_label"], full["rps_ratio_median"]),
+                         ("A: full", "B: full", 2.0))
+        self.assertEqual((mini["a_label"], mini["b_label"], mini["rps_ratio_median"],
+                          mini["pairs"]), ("A: mini", "B: mini", 0.5, 1))
+
     def test_compare_reports_server_counters(self):
         rows = []
         for rep, (a_sys, b_sys, a_wait) in enumerate(((0.5, 0.3, 8.0), (0.7, 0.3, 10.0)), 1):
