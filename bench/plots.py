@@ -92,7 +92,7 @@ def _figure(name, heading, ylabel, scale, series, png_terminal):
         "reset",
         f'set title "{_quote(heading)}" noenhanced',
         'set xlabel "streams per client (h2load -m)"',
-        f'set ylabel "{ylabel}"',
+        f'set ylabel "{ylabel}" noenhanced',   # epoll_wait: no subscript
         "set grid",
         # Beside the axes: a key inside would hide the points it names.
         "set key outside right top vertical Left reverse width 1 noenhanced box",

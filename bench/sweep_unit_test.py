@@ -610,6 +610,8 @@ class CompareAndPlotTest(unittest.TestCase):
         self.assertIn("10 9 9 9", wakeups)        # 0.9 requests per wait x 10 streams
         self.assertIn("1 1.5 1.5 1.5", wakeups)   # 1.5 syscalls per request at 1 stream
         self.assertNotIn("nginx", wakeups)       # peers have no /stats
+        self.assertIn('set ylabel "requests per wake-up (epoll_wait, io_uring_enter)" '
+                      'noenhanced', wakeups)     # "_" is not a subscript
         self.assertIn("Server syscalls per request", plots.summary_markdown(rows))
 
     def test_replot_reads_a_csv_without_the_stats_columns(self):
