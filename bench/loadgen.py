@@ -46,13 +46,18 @@ def _seconds(value):
     return str(int(value)) if float(value).is_integer() else f"{int(value * 1000)}ms"
 
 
-def run(registry, argv, server_pids, timeout):
+def run(registry, argv, server_pids, timeout, on_phase=None):
     """Run h2load, sampling the server around the measured phase.
 
     Returns (output text, window) where window holds the server's CPU seconds,
     the client's CPU seconds, the wall seconds of the window and the method
     ("main-phase" or "whole-run"). A run that exceeds timeout is killed and
     its output ends with a note saying so.
+
+    on_phase("main_start") and on_phase("main_end"), when given, are called
+    right after the CPU samples of those two instants (and only then), so
+    that whatever else samples the server (its /stats) sits beside the CPU
+    samples; the CPU samples themselves are taken first and not delayed.
     """
     proc = registry.popen(argv, stdout=subprocess.PIPE,
                            stderr=subprocess.STDOUT, text=True, bufsize=1)
@@ -70,15 +75,20 @@ def run(registry, argv, server_pids, timeout):
         for line in proc.stdout:
             if PHASE_STARTED in line and "main_start" not in samples:
                 samples["main_start"] = _sample(server_pids, proc.pid)
+                if on_phase:
+                    on_phase("main_start")
             elif PHASE_OVER in line:
                 threads_over += 1
                 if threads_over == threads:
                     samples["main_end"] = _sample(server_pids, proc.pid)
+                    if on_phase:
+                        on_phase("main_end")
             lines.append(line)
         proc.wait()
     finally:
         watchdog.cancel()
         registry.stop(proc, 2)
+        proc.stdout.close()
     samples["end"] = _sample(server_pids, None)
     if timed_out.is_set():
         lines.append(f"\n[harness] h2load killed after {timeout:.0f} s\n")

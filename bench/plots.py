@@ -2,9 +2,11 @@
 
 One figure per (TLS, clients) and metric, x = streams per client, one line per
 configuration (h2lab dispatcher/engine, or peer): the seed's figures, plus
-mean request time and server CPU per request. gnuplot renders each figure to
-SVG and PNG from one generated script, plots.gp, kept beside the CSV so that a
-figure can be restyled and re-rendered by hand (`gnuplot plots.gp`).
+mean request time, server CPU per request, and from h2lab's own /stats
+syscalls per request and requests per wake-up (h2lab lines only). gnuplot
+renders each figure to SVG and PNG from one generated script, plots.gp, kept
+beside the CSV so that a figure can be restyled and re-rendered by hand
+(`gnuplot plots.gp`).
 With several repetitions a point is the median and the error bar spans
 min..max, so noise is visible instead of averaged away.
 """
@@ -20,6 +22,12 @@ METRICS = (
      "Mean request time"),
     ("cpu", "server_cpu_us_per_request", "server CPU time per request (µs)", 1.0,
      "Server CPU per request"),
+    # From h2lab's /stats: peers' cells are empty, so they have no line here,
+    # and a CSV from before these columns existed simply has no such figure.
+    ("syscalls", "syscalls_per_request", "server system calls per request", 1.0,
+     "Server syscalls per request"),
+    ("wakeups", "requests_per_wait", "requests per wake-up (epoll_wait, io_uring_enter)",
+     1.0, "Server requests per wake-up"),
 )
 
 
@@ -84,7 +92,7 @@ def _figure(name, heading, ylabel, scale, series, png_terminal):
         "reset",
         f'set title "{_quote(heading)}" noenhanced',
         'set xlabel "streams per client (h2load -m)"',
-        f'set ylabel "{ylabel}"',
+        f'set ylabel "{ylabel}" noenhanced',   # epoll_wait: no subscript
         "set grid",
         # Beside the axes: a key inside would hide the points it names.
         "set key outside right top vertical Left reverse width 1 noenhanced box",

@@ -25,6 +25,7 @@ import procs
 
 H2LAB = "h2lab"
 DISPATCHERS = ("blocking", "threaded", "epoll", "uring")
+LOOP_DISPATCHERS = ("epoll", "uring")   # the ones --threads applies to
 ENGINES = ("full", "mini")
 HELLO = b"Hello World\n"
 MAX_STREAMS = 1024   # peers' concurrent stream limit, above the sweep's 120
@@ -144,7 +145,9 @@ class Launcher:
         argv = self.pin_prefix + [
             self.h2lab_binary, "--host", "127.0.0.1", "--port", "0",
             "--dispatch", spec.dispatcher, "--engine", spec.engine]
-        if self.h2lab_supports("--threads"):
+        # h2lab refuses --threads with blocking (one thread) and threaded (one
+        # per connection): it sizes the epoll and io_uring loop groups only.
+        if spec.dispatcher in LOOP_DISPATCHERS and self.h2lab_supports("--threads"):
             argv += ["--threads", str(spec.threads)]
         if self.h2lab_supports("--tls"):
             argv += ["--tls", "on" if spec.tls else "off"]

@@ -6,7 +6,9 @@ For every server configuration (h2lab dispatcher x engine x TLS, and with
 --peers h2o, nghttpd and nginx) the harness starts the server pinned to the
 server CPUs, runs h2load pinned to the client CPUs for every (clients,
 streams per client) case and repetition, and writes one CSV row per run with
-h2load's numbers and the server's CPU time per request and memory. Then it
+h2load's numbers, the server's CPU time per request and memory, and for h2lab
+its own counters from /stats (syscalls per request, requests per wake-up,
+server-side latency; see read_server_stats). Then it
 renders the figures with gnuplot and writes meta.json and summary.md.
 
 Everything goes to one directory, by default bench/results/<timestamp>/ in the
@@ -33,6 +35,7 @@ import time
 import loadgen
 import plots
 import procs
+import serverstats
 from servers import DISPATCHERS, ENGINES, H2LAB, PEERS, Launcher, ServerSpec, Unavailable
 
 TLS_MODES = ("on", "off")
@@ -69,6 +72,7 @@ CSV_COLUMNS = [
     "client_cpu_percent", "other_cpu_percent", "steal_percent", "cpu_window",
     "window_s",
     "server_vmrss_kb", "server_vmhwm_kb",
+    *serverstats.COLUMNS,
     "application_protocol", "tls_protocol", "cipher",
     "server_cpus", "client_cpus", "server_cmd", "h2load_cmd", "note",
 ]
@@ -78,6 +82,14 @@ CPU_WINDOW_TEXT = (
     "when every h2load thread says it is over (cpu_window=main-phase), so warm-up, "
     "connection set-up and TLS handshakes are not charged; whole-run means "
     "h2load printed no phase lines and the whole h2load process was sampled.")
+STATS_WINDOW_TEXT = (
+    "h2lab's /stats is fetched with curl right after each of the two CPU samples "
+    "(stats_window=main-phase; 1-2 ms later, curl being started beforehand) and the "
+    "columns are differences of the two snapshots, net of one /stats fetch's own "
+    "traffic measured on the idle server before the run; the blocking dispatcher "
+    "serves one client at a time, so for it (and without h2load phase lines) /stats "
+    "is read before h2load starts and after it exits (stats_window=whole-run). "
+    "Peers have no /stats: their columns are empty.")
 
 
 # --------------------------------------------------------------------------
@@ -570,6 +582,10 @@ def headline(row):
     if row["server_cpu_us_per_request"] != "":
         parts.append(f"server {float(row['server_cpu_us_per_request']):.2f} µs CPU/req "
                      f"({float(row['server_cpu_percent']):.0f}% CPU)")
+    if row.get("syscalls_per_request"):
+        parts.append(f"{float(row['syscalls_per_request']):.2f} syscalls/req")
+    if row.get("requests_per_wait"):
+        parts.append(f"{float(row['requests_per_wait']):.2f} req/wait")
     if row["failed"] not in ("", 0, "0"):
         parts.append(f"{row['failed']} failed")
     if disturbed(row):
@@ -637,15 +653,62 @@ class Context:
         self._h2load_log.close()
 
 
-def read_server_stats(running):
-    """Hook for issue 7: the server's own counters, as extra CSV columns.
+def stats_sampler(ctx, running):
+    """Start sampling an h2lab server's /stats for one run (None for peers).
 
-    h2lab will serve its counters as JSON at /stats; the harness is to read
-    them at the same two instants as the CPU time (loadgen.run's samples)
-    and add the differences to the row (and their names to CSV_COLUMNS).
-    Until that route exists this returns nothing: no invented numbers.
+    Two back-to-back fetches on the idle server first: their difference is
+    what one fetch adds to a window (serverstats.net_of), and the second is
+    the "before" sample of a whole-run window. Then, unless the server serves
+    one client at a time, a curl is armed for each of loadgen.run's two CPU
+    sampling instants (on_phase).
     """
-    return {}
+    if running.spec.server != H2LAB:
+        return None   # peers have no /stats: their columns stay empty
+    sampler = serverstats.Sampler(ctx.registry, running.url)
+    if sampler.take("idle") and sampler.take("before") \
+            and not serves_one_client_at_a_time(running.spec):
+        sampler.arm(("main_start", "main_end"))
+    return sampler
+
+
+def read_server_stats(sampler, window):
+    """The server's own counters over the run as CSV columns, and a note.
+
+    The window is the CPU window's: /stats is fetched right after the CPU
+    samples at h2load's "main phase started" and "all threads over" lines
+    (stats_window=main-phase; the two snapshots are 1-2 ms after the CPU
+    samples, the time curl, already started, takes to connect and ask).
+    The `blocking` dispatcher serves one client at a time, so a fetch during
+    h2load's run would wait for h2load to leave: for it, and when h2load
+    printed no phase lines, /stats is read just before h2load starts and
+    just after it exits (stats_window=whole-run, warm-up included).
+    Returns ({column: text}, note); the columns are empty when a fetch failed,
+    and the note says why. Peers (sampler None) get empty columns and no note.
+    """
+    empty = {column: "" for column in serverstats.COLUMNS}
+    if sampler is None:
+        return empty, ""
+    if "before" not in sampler.samples:
+        return empty, "/stats not read: " + "; ".join(sampler.errors.values())
+    phase = ("main_start", "main_end")
+    if window["method"] == "main-phase" and all(map(sampler.fired, phase)):
+        method, first, last = "main-phase", *phase
+    elif not any(map(sampler.fired, phase)):
+        # Nothing was fetched inside the run: before..after holds exactly the
+        # one fetch's worth that the idle pair measured.
+        method, first, last = "whole-run", "before", "after"
+        sampler.take("after")
+    else:
+        return empty, ("/stats: the main phase was sampled at one end only "
+                       f"({', '.join(n for n in phase if sampler.fired(n))})")
+    if first not in sampler.samples or last not in sampler.samples:
+        return empty, "/stats not read: " + "; ".join(
+            f"{n}: {sampler.errors[n]}" for n in (first, last) if n in sampler.errors)
+    overhead = serverstats.difference(sampler.samples["idle"], sampler.samples["before"])
+    win = serverstats.difference(sampler.samples[first], sampler.samples[last])
+    columns, notes = serverstats.columns(win, overhead)
+    columns["stats_window"] = method
+    return columns, "; ".join(notes)
 
 
 def wait_for_quiet(limit, log):
@@ -686,8 +749,15 @@ def measure(ctx, running, clients, streams, repetition):
     # Forked workers may have been replaced since the last run; read the tree
     # outside the measured window.
     running.pids = procs.descendants(running.proc.pid)
-    text, window = loadgen.run(ctx.registry, argv, running.pids,
-                               timeout=args.warmup + args.duration + 30)
+    sampler = stats_sampler(ctx, running)
+    try:
+        text, window = loadgen.run(ctx.registry, argv, running.pids,
+                                   timeout=args.warmup + args.duration + 30,
+                                   on_phase=sampler.on_phase if sampler else None)
+        stats, stats_note = read_server_stats(sampler, window)
+    finally:
+        if sampler:
+            sampler.close()
     rss, hwm = procs.memory_kb(running.pids)
     result = loadgen.parse(text)
     if log_file and os.path.exists(log_file):
@@ -701,7 +771,7 @@ def measure(ctx, running, clients, streams, repetition):
     elif window["exit_code"] != 0 or "requests_per_s" not in result:
         status = "h2load-failed"
         note = f"h2load exit code {window['exit_code']}; see h2load.log"
-    note = "; ".join(n for n in (note, quiet_note) if n)
+    note = "; ".join(n for n in (note, quiet_note, stats_note) if n)
     succeeded = result.get("succeeded", 0)
     cpu_s = window["server_cpu_s"]
     spec = running.spec
@@ -727,7 +797,7 @@ def measure(ctx, running, clients, streams, repetition):
         "server_cmd": shlex.join(running.argv), "h2load_cmd": shlex.join(argv),
         "note": note,
     }
-    row.update(read_server_stats(running))
+    row.update(stats)
     for column in CSV_COLUMNS:
         if column not in row:
             value = result.get(column, "")
@@ -868,26 +938,30 @@ def run_compare(ctx, pairs, progress):
                 break
 
 
+COMPARE_COUNTERS = ("syscalls_per_request", "requests_per_wait")
+
+
 def compare_table(rows):
-    """Per pair and case: B/A ratios of requests/s and CPU/request, min/median/max."""
+    """Per pair and case: B/A ratios of requests/s and CPU/request, min/median/max,
+    and each side's median syscalls/request and requests/wait (from /stats)."""
+    # run_compare records each B right after its A (same case, repetition):
+    # a pair of runs is such an A row followed by its B row. Keyed by both
+    # labels too, so that the pairs of configurations (say full and mini
+    # engines) that share a case stay apart.
     runs = {}
-    for row in rows:
-        if not plots.usable(row):
+    for a, b in zip(rows, rows[1:]):
+        case = ("tls", "clients", "streams", "repetition")
+        if (a["variant"], b["variant"]) != ("A", "B") or \
+                any(a[k] != b[k] for k in case) or not (plots.usable(a) and plots.usable(b)):
             continue
-        key = (row["tls"], int(row["clients"]), int(row["streams"]))
-        runs.setdefault(key, {}).setdefault(row["variant"], {})[int(row["repetition"])] = row
+        key = (a["label"], b["label"], a["tls"], int(a["clients"]), int(a["streams"]))
+        runs.setdefault(key, []).append((a, b))
     table = []
-    labels = {}
-    for row in rows:
-        labels.setdefault(row["variant"], row["label"])
-    for key, sides in runs.items():
-        reps = sorted(set(sides.get("A", {})) & set(sides.get("B", {})))
-        if not reps:
-            continue
-        a_rows = [sides["A"][r] for r in reps]
-        b_rows = [sides["B"][r] for r in reps]
-        entry = {"tls": key[0], "clients": key[1], "streams": key[2], "pairs": len(reps),
-                 "a_label": labels.get("A", ""), "b_label": labels.get("B", "")}
+    for (a_label, b_label, tls, clients, streams), pairs_of_runs in runs.items():
+        a_rows = [a for a, _ in pairs_of_runs]
+        b_rows = [b for _, b in pairs_of_runs]
+        entry = {"tls": tls, "clients": clients, "streams": streams,
+                 "pairs": len(pairs_of_runs), "a_label": a_label, "b_label": b_label}
         for name, column in (("rps", "requests_per_s"), ("cpu", "server_cpu_us_per_request")):
             pairs = [(float(a[column]), float(b[column])) for a, b in zip(a_rows, b_rows)
                      if a[column] not in ("", None) and b[column] not in ("", None)
@@ -900,6 +974,12 @@ def compare_table(rows):
                                          if pairs else None)
             entry[f"b_{name}_median"] = (statistics.median(p[1] for p in pairs)
                                          if pairs else None)
+        # The server's own counters (h2lab sides only; a peer's are empty):
+        # each side's median over its runs, not paired, as either may be absent.
+        for column in COMPARE_COUNTERS:
+            for side, side_rows in (("a", a_rows), ("b", b_rows)):
+                values = [float(r[column]) for r in side_rows if r.get(column) not in ("", None)]
+                entry[f"{side}_{column}_median"] = statistics.median(values) if values else None
         table.append(entry)
     return table
 
@@ -923,11 +1003,23 @@ def print_compare(table):
         print(f"\nB/A ratios (min/median/max over repetitions)\n"
               f"  A = {a.partition(': ')[2]}\n  B = {b.partition(': ')[2]}")
         print(f"{'tls':>4} {'clients':>7} {'streams':>7} {'pairs':>5}  "
-              f"{'req/s B/A':>20}  {'CPU/req B/A':>20}  {'A req/s':>10} {'B req/s':>10}")
+              f"{'req/s B/A':>20}  {'CPU/req B/A':>20}  {'A req/s':>10} {'B req/s':>10}  "
+              f"{'A sys/req':>9} {'B sys/req':>9}  {'A req/wait':>10} {'B req/wait':>10}")
         for e in entries:
             print(f"{e['tls']:>4} {e['clients']:>7} {e['streams']:>7} {e['pairs']:>5}  "
                   f"{spread(e, 'rps'):>20}  {spread(e, 'cpu'):>20}  "
-                  f"{e['a_rps_median'] or 0:>10.0f} {e['b_rps_median'] or 0:>10.0f}")
+                  f"{e['a_rps_median'] or 0:>10.0f} {e['b_rps_median'] or 0:>10.0f}  "
+                  f"{_cell(e['a_syscalls_per_request_median']):>9} "
+                  f"{_cell(e['b_syscalls_per_request_median']):>9}  "
+                  f"{_cell(e['a_requests_per_wait_median']):>10} "
+                  f"{_cell(e['b_requests_per_wait_median']):>10}")
+        print("sys/req, req/wait: h2lab's syscalls per request and requests per wake-up "
+              "(/stats; median of the runs; - = not counted)")
+
+
+def _cell(value):
+    """A median for the compare table: three significant digits, '-' if absent."""
+    return "-" if value is None else f"{value:.3g}"
 
 
 def write_compare_csv(table, path):
@@ -1062,6 +1154,7 @@ def run(args, registry):
                     "client_cpus": cpus_text(client_cpus), "warnings": warnings},
         "server_threads": threads,
         "cpu_window": CPU_WINDOW_TEXT,
+        "stats_window": STATS_WINDOW_TEXT,
         "kernel_knobs": kernel_knobs(),
         "options": {k: v for k, v in vars(args).items()},
         "finished": False,

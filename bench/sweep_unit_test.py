@@ -4,7 +4,12 @@ They run no server and no h2load; //tests:bench_smoke_test runs the real thing.
 """
 
 import argparse
+import contextlib
+import csv
+import io
+import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -16,6 +21,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import loadgen  # noqa: E402
 import plots  # noqa: E402
 import procs  # noqa: E402
+import serverstats  # noqa: E402
 import servers  # noqa: E402
 import sweep  # noqa: E402
 
@@ -87,22 +93,44 @@ class H2loadTest(unittest.TestCase):
             os.unlink(f.name)
 
     def test_run_samples_the_main_phase(self):
-        """A fake h2load that prints the phase lines: the window is main-phase."""
+        """A fake h2load that prints the phase lines: the window is main-phase,
+        and on_phase is called at both edges, after the CPU sample (whose
+        instant it can see through time.monotonic)."""
         script = ("echo 'Main benchmark duration is started for thread #0.'; sleep 0.2; "
                   "echo 'Main benchmark duration is over for thread #0.'; "
                   "echo 'finished in 1s, 10.00 req/s, 1B/s'")
+        calls = []
         text, window = loadgen.run(procs.Registry(), ["sh", "-c", script, "-t", "1"],
-                                   [os.getpid()], timeout=10)
+                                   [os.getpid()], timeout=10,
+                                   on_phase=lambda edge: calls.append(edge))
         self.assertIn("finished in", text)
         self.assertEqual(window["method"], "main-phase")
         self.assertGreater(window["wall_s"], 0.15)
         self.assertEqual(window["exit_code"], 0)
+        self.assertEqual(calls, ["main_start", "main_end"])
+
+    def test_on_phase_follows_the_cpu_sample(self):
+        order = []
+        real_sample = loadgen._sample
+
+        def sample(pids, client):
+            order.append("cpu")
+            return real_sample(pids, client)
+        script = ("echo 'Main benchmark duration is started for thread #0.'; "
+                  "echo 'Main benchmark duration is over for thread #0.'")
+        with mock.patch("loadgen._sample", sample):
+            loadgen.run(procs.Registry(), ["sh", "-c", script, "-t", "1"], [os.getpid()],
+                        timeout=10, on_phase=order.append)
+        # start (before h2load), main_start, main_end, end (after it exits).
+        self.assertEqual(order, ["cpu", "cpu", "main_start", "cpu", "main_end", "cpu"])
 
     def test_run_falls_back_to_whole_run(self):
+        calls = []
         text, window = loadgen.run(procs.Registry(), ["sh", "-c", "echo hi"],
-                                   [os.getpid()], timeout=10)
+                                   [os.getpid()], timeout=10, on_phase=calls.append)
         self.assertEqual(window["method"], "whole-run")
         self.assertIsNone(window["client_cpu_s"])
+        self.assertEqual(calls, [])
 
 
 class ProcsTest(unittest.TestCase):
@@ -199,6 +227,20 @@ class PinningTest(unittest.TestCase):
 
 
 class LauncherTest(unittest.TestCase):
+    def test_threads_only_for_loop_dispatchers(self):
+        """h2lab refuses --threads with blocking and threaded."""
+        with tempfile.TemporaryDirectory() as d:
+            fake = os.path.join(d, "main")
+            with open(fake, "w") as f:
+                f.write("#!/bin/sh\necho '  --threads N   y'\necho '  --tls on|off'\n")
+            os.chmod(fake, 0o755)
+            launcher = servers.Launcher(None, fake, [], d, d, log=lambda text: None)
+            for dispatcher, expected in (("blocking", False), ("threaded", False),
+                                         ("epoll", True), ("uring", True)):
+                argv = launcher.h2lab_argv(
+                    servers.ServerSpec("h2lab", False, dispatcher, "full", 2))
+                self.assertEqual("--threads" in argv, expected, dispatcher)
+
     def test_flags_follow_the_binary_help(self):
         with tempfile.TemporaryDirectory() as d:
             fake = os.path.join(d, "main")
@@ -239,6 +281,261 @@ class LauncherTest(unittest.TestCase):
                 self.assertEqual(f.read(), b"Hello World\n")
 
 
+# /stats bodies as h2lab renders them (server/stats.cc), "threads" emptied.
+# IDLE_0 and IDLE_1 are two back-to-back fetches on the idle server: their
+# difference is one fetch's own traffic (1 connection, 1 request, 1 response,
+# 5 reads, 2 writes, 14 syscalls, 4 waits, 4 events, 1 latency sample).
+STATS_IDLE_0 = (
+    '{"connection": {"streams": 1, "responses": 0, "resets_sent": 0, "refused": 0, '
+    '"open_streams": 0}, "server": {"dispatch": "epoll", "engine": "full", "tls": false, '
+    '"write_policy": "coalesce", "uptime_s": 0.502, "connections": {"active": 1, '
+    '"accepted": 1, "refused": 0, "dropped": 0}, "totals": {"connections": 1, '
+    '"requests": 0, "responses": 0, "bytes_in": 64, "bytes_out": 55, '
+    '"backpressure_pauses": 0, "reads": 2, "writes": 0, "partial_writes": 0, '
+    '"syscalls": 5, "waits": 2, "events": 2, "buffer_exhaustion": 0, '
+    '"syscalls_per_request": 0.00, "requests_per_wait": 0.00, "events_per_wait": 1.00, '
+    '"writes_per_response": 0.00, "goaways": {}, "latency": {"count": 0, "mean_ns": 0, '
+    '"p50_ns": 0, "p90_ns": 0, "p99_ns": 0, "p999_ns": 0, "max_ns": 0, "buckets": []}}, '
+    '"threads": []}}')
+STATS_IDLE_1 = (
+    '{"connection": {"streams": 1, "responses": 0, "resets_sent": 0, "refused": 0, '
+    '"open_streams": 0}, "server": {"dispatch": "epoll", "engine": "full", "tls": false, '
+    '"write_policy": "coalesce", "uptime_s": 0.508, "connections": {"active": 1, '
+    '"accepted": 2, "refused": 0, "dropped": 0}, "totals": {"connections": 2, '
+    '"requests": 1, "responses": 1, "bytes_in": 182, "bytes_out": 1413, '
+    '"backpressure_pauses": 0, "reads": 7, "writes": 2, "partial_writes": 0, '
+    '"syscalls": 19, "waits": 6, "events": 6, "buffer_exhaustion": 0, '
+    '"syscalls_per_request": 19.00, "requests_per_wait": 0.17, "events_per_wait": 1.00, '
+    '"writes_per_response": 2.00, "goaways": {}, "latency": {"count": 1, '
+    '"mean_ns": 9874, "p50_ns": 10240, "p90_ns": 10240, "p99_ns": 10240, '
+    '"p999_ns": 10240, "max_ns": 10240, "buckets": [{"below_ns": 10240, "count": 1}]}}, '
+    '"threads": []}}')
+# At h2load's "main phase started" and "over": 1001 requests in between, one
+# of them the first fetch's, and 1001 latency samples.
+STATS_START = (
+    '{"connection": {"streams": 1, "responses": 0, "resets_sent": 0, "refused": 0, '
+    '"open_streams": 0}, "server": {"dispatch": "epoll", "engine": "full", "tls": false, '
+    '"write_policy": "coalesce", "uptime_s": 10.250, "connections": {"active": 2, '
+    '"accepted": 4, "refused": 0, "dropped": 0}, "totals": {"connections": 4, '
+    '"requests": 503, "responses": 500, "bytes_in": 30000, "bytes_out": 90000, '
+    '"backpressure_pauses": 2, "reads": 300, "writes": 260, "partial_writes": 1, '
+    '"syscalls": 700, "waits": 120, "events": 130, "buffer_exhaustion": 0, '
+    '"syscalls_per_request": 1.39, "requests_per_wait": 4.19, "events_per_wait": 1.08, '
+    '"writes_per_response": 0.52, "goaways": {}, "latency": {"count": 500, '
+    '"mean_ns": 10650, "p50_ns": 10240, "p90_ns": 12288, "p99_ns": 12288, '
+    '"p999_ns": 32768, "max_ns": 32768, "buckets": [{"below_ns": 10240, "count": 400}, '
+    '{"below_ns": 12288, "count": 99}, {"below_ns": 32768, "count": 1}]}}, '
+    '"threads": []}}')
+STATS_END = (
+    '{"connection": {"streams": 1, "responses": 0, "resets_sent": 0, "refused": 0, '
+    '"open_streams": 0}, "server": {"dispatch": "epoll", "engine": "full", "tls": false, '
+    '"write_policy": "coalesce", "uptime_s": 11.253, "connections": {"active": 2, '
+    '"accepted": 5, "refused": 0, "dropped": 0}, "totals": {"connections": 5, '
+    '"requests": 1504, "responses": 1501, "bytes_in": 90000, "bytes_out": 270000, '
+    '"backpressure_pauses": 7, "reads": 405, "writes": 362, "partial_writes": 4, '
+    '"syscalls": 1014, "waits": 224, "events": 334, "buffer_exhaustion": 0, '
+    '"syscalls_per_request": 0.67, "requests_per_wait": 6.71, "events_per_wait": 1.49, '
+    '"writes_per_response": 0.24, "goaways": {"NO_ERROR": 1}, "latency": {"count": 1501, '
+    '"mean_ns": 11200, "p50_ns": 10240, "p90_ns": 12288, "p99_ns": 14336, '
+    '"p999_ns": 32768, "max_ns": 32768, "buckets": [{"below_ns": 10240, "count": 900}, '
+    '{"below_ns": 12288, "count": 500}, {"below_ns": 14336, "count": 99}, '
+    '{"below_ns": 32768, "count": 2}]}}, "threads": []}}')
+
+
+def _samples(*bodies):
+    return [serverstats.parse(b) for b in bodies]
+
+
+class ServerStatsTest(unittest.TestCase):
+    def test_parse(self):
+        s = serverstats.parse(STATS_IDLE_1)
+        self.assertEqual(s["uptime_s"], 0.508)
+        self.assertEqual(s["counters"]["syscalls"], 19)
+        self.assertEqual(s["counters"]["requests"], 1)
+        self.assertEqual(s["buckets"], {10240: 1})
+        for bad in ("", "not json", '{"server": {}}', "<html>404</html>"):
+            with self.assertRaises(serverstats.StatsError):
+                serverstats.parse(bad)
+
+    def test_difference(self):
+        idle0, idle1, start, end = _samples(STATS_IDLE_0, STATS_IDLE_1, STATS_START,
+                                            STATS_END)
+        overhead = serverstats.difference(idle0, idle1)
+        self.assertEqual(overhead["counters"], {
+            "connections": 1, "requests": 1, "responses": 1, "reads": 5, "writes": 2,
+            "partial_writes": 0, "syscalls": 14, "waits": 4, "events": 4,
+            "backpressure_pauses": 0})
+        window = serverstats.difference(start, end)
+        self.assertEqual(window["buckets"], {10240: 500, 12288: 401, 14336: 99, 32768: 1})
+        self.assertAlmostEqual(window["uptime_s"], 1.003)
+        net = serverstats.net_of(window, overhead)
+        self.assertEqual(net["counters"]["requests"], 1000)   # 1001 - the fetch's one
+        self.assertEqual(net["counters"]["syscalls"], 300)    # 314 - 14
+        self.assertEqual(net["buckets"], window["buckets"])   # latency left alone
+        # Never below zero, whatever the idle pair measured.
+        self.assertEqual(serverstats.net_of(overhead, window)["counters"]["requests"], 0)
+
+    def test_columns_subtract_the_sampling_fetch(self):
+        idle0, idle1, start, end = _samples(STATS_IDLE_0, STATS_IDLE_1, STATS_START,
+                                            STATS_END)
+        row, notes = serverstats.columns(serverstats.difference(start, end),
+                                         serverstats.difference(idle0, idle1))
+        self.assertEqual(notes, [])
+        self.assertEqual(row, {
+            "stats_window_s": "1.003",
+            "server_requests": "1000",
+            "syscalls_per_request": "0.300",   # (1014-700-14) / (1504-503-1); 0.314 unnetted
+            "reads_per_request": "0.100",      # (405-300-5) / 1000
+            "writes_per_response": "0.100",    # (362-260-2) / (1501-500-1)
+            "requests_per_wait": "10.000",     # 1000 / (224-120-4); 9.625 unnetted
+            "events_per_wait": "2.000",        # (334-130-4) / 100
+            "partial_writes": "3",
+            "backpressure_pauses": "5",
+            # 1001 samples; p50 is rank 501: 500 below 10240, then 12288.
+            "server_p50_us": "12.288",
+            # p99 is rank 991: 901 below 12288, 1000 below 14336.
+            "server_p99_us": "14.336",
+        })
+        self.assertEqual(set(row) | {"stats_window"}, set(serverstats.COLUMNS))
+
+    def test_quantile_matches_the_server_over_a_whole_life(self):
+        """Over [0, t] the difference is the sample itself: same as the server's."""
+        for body in (STATS_START, STATS_END, STATS_IDLE_1):
+            server = json.loads(body)["server"]["totals"]["latency"]
+            buckets = serverstats.parse(body)["buckets"]
+            for name, q in (("p50_ns", 0.5), ("p90_ns", 0.9), ("p99_ns", 0.99),
+                            ("p999_ns", 0.999), ("max_ns", 1.0)):
+                self.assertEqual(serverstats.quantile_ns(buckets, q), server[name], name)
+        self.assertIsNone(serverstats.quantile_ns({}, 0.5))
+        # Nearest rank: 1..100 one per bucket, p50 is the 50th, p99 the 99th.
+        buckets = {below: 1 for below in range(1, 101)}
+        self.assertEqual(serverstats.quantile_ns(buckets, 0.5), 50)
+        self.assertEqual(serverstats.quantile_ns(buckets, 0.99), 99)
+
+    def test_dispatchers_that_do_not_count(self):
+        # blocking/threaded: no waits, so no per-wait ratios.
+        window = {"uptime_s": 1.0, "buckets": {},
+                  "counters": dict.fromkeys(serverstats.COUNTERS, 0)}
+        window["counters"].update(requests=101, responses=101, reads=101, writes=101,
+                                  syscalls=202)
+        overhead = {"counters": {"requests": 1, "responses": 1, "reads": 1, "writes": 1,
+                                 "syscalls": 2}}
+        row, notes = serverstats.columns(window, overhead)
+        self.assertEqual((row["syscalls_per_request"], row["requests_per_wait"],
+                          row["events_per_wait"], row["server_p50_us"]),
+                         ("2.000", "", "", ""))
+        self.assertEqual(notes, [])
+        # uring at this revision: requests but no I/O counted at all.
+        window["counters"].update(reads=0, writes=0, syscalls=0)
+        row, notes = serverstats.columns(window, {"counters": {"requests": 1}})
+        self.assertEqual((row["server_requests"], row["syscalls_per_request"],
+                          row["reads_per_request"], row["partial_writes"]),
+                         ("100", "", "", ""))
+        self.assertIn("counted no reads, writes or syscalls", notes[0])
+
+    def test_curl_argv(self):
+        self.assertEqual(serverstats.curl_argv("http://127.0.0.1:8080/", 2)[-2:],
+                         ["--http2-prior-knowledge", "http://127.0.0.1:8080/stats"])
+        self.assertEqual(serverstats.curl_argv("https://127.0.0.1:8443/", 2)[-3:],
+                         ["-k", "--http2", "https://127.0.0.1:8443/stats"])
+
+    def test_failed_fetch_says_why(self):
+        if shutil.which("curl") is None:
+            self.skipTest("curl not installed")
+        registry = procs.Registry()
+        sampler = serverstats.Sampler(registry, f"http://127.0.0.1:{servers.free_port()}/")
+        self.assertFalse(sampler.take("idle"))
+        self.assertIn("curl exit code 7", sampler.errors["idle"])   # connection refused
+        sampler.arm(["main_start"])
+        sampler.close()
+        self.assertEqual(len(registry), 0)
+
+
+class FakeSampler:
+    """serverstats.Sampler's interface over prepared samples (no curl)."""
+
+    def __init__(self, samples, errors=None, later=None):
+        self.samples = dict(samples)
+        self.errors = dict(errors or {})
+        self.later = dict(later or {})   # what take(name) will get
+
+    def fired(self, name):
+        return name in self.samples or name in self.errors
+
+    def take(self, name):
+        if name in self.later:
+            self.samples[name] = self.later[name]
+        return name in self.samples
+
+
+class ReadServerStatsTest(unittest.TestCase):
+    def setUp(self):
+        self.idle0, self.idle1, self.start, self.end = _samples(
+            STATS_IDLE_0, STATS_IDLE_1, STATS_START, STATS_END)
+
+    def test_sampler_arms_the_phase_only_where_a_fetch_is_answered_at_once(self):
+        """blocking serves one client at a time: a fetch during h2load's run
+        would wait for h2load to leave, so nothing is armed for it."""
+        with mock.patch("serverstats.Sampler") as sampler_class:
+            sampler = sampler_class.return_value
+            sampler.take.return_value = True
+            for dispatcher, armed in (("blocking", False), ("threaded", True),
+                                      ("epoll", True), ("uring", True)):
+                sampler.reset_mock()
+                running = mock.Mock(url="http://127.0.0.1:1/")
+                running.spec = servers.ServerSpec(servers.H2LAB, False, dispatcher, "full")
+                self.assertIs(sweep.stats_sampler(mock.Mock(), running), sampler)
+                self.assertEqual([c.args[0] for c in sampler.take.call_args_list],
+                                 ["idle", "before"])
+                self.assertEqual(sampler.arm.called, armed, dispatcher)
+            running.spec = servers.ServerSpec("nginx", False)
+            self.assertIsNone(sweep.stats_sampler(mock.Mock(), running))
+
+    def test_main_phase(self):
+        sampler = FakeSampler({"idle": self.idle0, "before": self.idle1,
+                               "main_start": self.start, "main_end": self.end})
+        cols, note = sweep.read_server_stats(sampler,
+                                             {"method": "main-phase"})
+        self.assertEqual((cols["stats_window"], cols["syscalls_per_request"], note),
+                         ("main-phase", "0.300", ""))
+
+    def test_whole_run_when_nothing_was_fetched_inside(self):
+        """blocking, or no phase lines: before..after, "after" fetched afterwards."""
+        sampler = FakeSampler({"idle": self.idle0, "before": self.idle1},
+                              later={"after": self.end})
+        cols, note = sweep.read_server_stats(sampler, {"method": "whole-run"})
+        # END - IDLE_1 = 1503 requests, 995 syscalls, 218 waits; less 1, 14, 4.
+        self.assertEqual((cols["stats_window"], cols["server_requests"],
+                          cols["syscalls_per_request"], cols["requests_per_wait"], note),
+                         ("whole-run", "1502", "0.653", "7.019", ""))
+
+    def test_failures_leave_the_columns_empty_with_a_note(self):
+        sampler = FakeSampler({"idle": self.idle0, "before": self.idle1,
+                               "main_start": self.start},
+                              errors={"main_end": "curl exit code 28: timed out"})
+        cols, note = sweep.read_server_stats(sampler,
+                                             {"method": "main-phase"})
+        self.assertEqual(set(cols.values()), {""})
+        self.assertIn("main_end: curl exit code 28", note)
+        sampler = FakeSampler({}, errors={"idle": "curl exit code 7: refused"})
+        cols, note = sweep.read_server_stats(sampler,
+                                             {"method": "main-phase"})
+        self.assertEqual(set(cols.values()), {""})
+        self.assertIn("exit code 7", note)
+        # Sampled at one end only (h2load killed before its "over" line).
+        sampler = FakeSampler({"idle": self.idle0, "before": self.idle1,
+                               "main_start": self.start})
+        cols, note = sweep.read_server_stats(sampler, {"method": "whole-run"})
+        self.assertEqual(set(cols.values()), {""})
+        self.assertIn("one end only", note)
+
+    def test_peers_have_no_stats(self):
+        cols, note = sweep.read_server_stats(None, {"method": "main-phase"})
+        self.assertEqual((set(cols), set(cols.values()), note),
+                         (set(serverstats.COLUMNS), {""}, ""))
+        self.assertTrue(set(serverstats.COLUMNS) <= set(sweep.CSV_COLUMNS))
+
+
 def _read(path):
     with open(path, encoding="utf-8") as f:
         return f.read()
@@ -262,6 +559,75 @@ class CompareAndPlotTest(unittest.TestCase):
         self.assertAlmostEqual(entry["rps_ratio_max"], 1.3)
         self.assertAlmostEqual(entry["cpu_ratio_median"], 0.75)
         self.assertEqual(entry["pairs"], 3)
+
+    def test_compare_keeps_pairs_of_configurations_apart(self):
+        """Two pairs (full and mini engines) over the same case, as run_compare
+        records them: all of the first pair's runs, then the second's."""
+        rows = [_row("A: full", "A", 10, 1, 100, 2.0), _row("B: full", "B", 10, 1, 200, 2.0),
+                _row("A: mini", "A", 10, 1, 100, 2.0), _row("B: mini", "B", 10, 1, 50, 2.0),
+                # A failed B: its A has no partner and is left out.
+                _row("A: mini", "A", 10, 2, 100, 2.0),
+                dict(_row("B: mini", "B", 10, 2, 0, 2.0), status="h2load-failed")]
+        full, mini = sweep.compare_table(rows)
+        self.assertEqual((full["a_label"], full["b_label"], full["rps_ratio_median"]),
+                         ("A: full", "B: full", 2.0))
+        self.assertEqual((mini["a_label"], mini["b_label"], mini["rps_ratio_median"],
+                          mini["pairs"]), ("A: mini", "B: mini", 0.5, 1))
+
+    def test_compare_reports_server_counters(self):
+        rows = []
+        for rep, (a_sys, b_sys, a_wait) in enumerate(((0.5, 0.3, 8.0), (0.7, 0.3, 10.0)), 1):
+            rows.append(dict(_row("A: x", "A", 10, rep, 100, 2.0),
+                             syscalls_per_request=str(a_sys), requests_per_wait=str(a_wait)))
+            # B measured no waits (blocking or threaded): its req/wait is empty.
+            rows.append(dict(_row("B: y", "B", 10, rep, 110, 1.0),
+                             syscalls_per_request=str(b_sys), requests_per_wait=""))
+        (entry,) = sweep.compare_table(rows)
+        self.assertAlmostEqual(entry["a_syscalls_per_request_median"], 0.6)
+        self.assertAlmostEqual(entry["b_syscalls_per_request_median"], 0.3)
+        self.assertAlmostEqual(entry["a_requests_per_wait_median"], 9.0)
+        self.assertIsNone(entry["b_requests_per_wait_median"])
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            sweep.print_compare([entry])
+        line = [l for l in out.getvalue().splitlines() if l.startswith(" off")][0]
+        self.assertTrue(line.endswith("0.6       0.3           9          -"), line)
+        # An old CSV (no such columns) still compares.
+        (entry,) = sweep.compare_table([_row("A: x", "A", 10, 1, 100, 2.0),
+                                        _row("B: y", "B", 10, 1, 110, 1.0)])
+        self.assertIsNone(entry["a_syscalls_per_request_median"])
+
+    def test_server_counter_figures_skip_peers(self):
+        rows = [dict(_row("h2lab epoll/full", "", s, 1, 1000 * s, 2.0),
+                     syscalls_per_request=str(1.5 / s), requests_per_wait=str(0.9 * s))
+                for s in (1, 10)]
+        rows.append(dict(_row("nginx 1.22.1", "", 10, 1, 5000, 3.0),
+                         syscalls_per_request="", requests_per_wait=""))
+        script, names = plots.gnuplot_script(rows, "CPU (2 CPUs)", "2026-01-01 00:00")
+        self.assertEqual(names, ["rps_tls-off_c1", "latency_tls-off_c1", "cpu_tls-off_c1",
+                                 "syscalls_tls-off_c1", "wakeups_tls-off_c1"])
+        wakeups = script[script.index('set output "cpu_tls-off_c1.png"'):]
+        self.assertIn("10 9 9 9", wakeups)        # 0.9 requests per wait x 10 streams
+        self.assertIn("1 1.5 1.5 1.5", wakeups)   # 1.5 syscalls per request at 1 stream
+        self.assertNotIn("nginx", wakeups)       # peers have no /stats
+        self.assertIn('set ylabel "requests per wake-up (epoll_wait, io_uring_enter)" '
+                      'noenhanced', wakeups)     # "_" is not a subscript
+        self.assertIn("Server syscalls per request", plots.summary_markdown(rows))
+
+    def test_replot_reads_a_csv_without_the_stats_columns(self):
+        old_columns = [c for c in sweep.CSV_COLUMNS if c not in serverstats.COLUMNS]
+        with tempfile.TemporaryDirectory() as d:
+            path = os.path.join(d, "results.csv")
+            with open(path, "w", newline="") as f:
+                writer = csv.DictWriter(f, old_columns, extrasaction="ignore")
+                writer.writeheader()
+                for s in (1, 10):
+                    writer.writerow(_row("h2lab epoll/full", "", s, 1, 1000 * s, 2.0))
+            with open(path, newline="") as f:
+                rows = list(csv.DictReader(f))
+        script, names = plots.gnuplot_script(rows, "CPU (2 CPUs)", "2026-01-01 00:00")
+        self.assertEqual(names, ["rps_tls-off_c1", "latency_tls-off_c1", "cpu_tls-off_c1"])
+        self.assertNotIn("syscalls", plots.summary_markdown(rows))
 
     def test_disturbed_runs_are_named(self):
         row = _row("x", "", 10, 1, 100, 2.0)
