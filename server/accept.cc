@@ -41,7 +41,7 @@ std::optional<NewConnection> admit_connection(int fd, ConnectionLimit& limit,
     ::close(fd);
     return std::nullopt;
   }
-  configure_accepted_socket(fd, context.options);
+  const unsigned setup_calls = configure_accepted_socket(fd, context.options);
   std::unique_ptr<Session> session;
   if (admission == Admission::kServe) {
     session = context.new_session();
@@ -57,6 +57,7 @@ std::optional<NewConnection> admit_connection(int fd, ConnectionLimit& limit,
     return std::nullopt;
   }
   if (stats != nullptr) {
+    stats->syscalls.add(setup_calls);
     session->count_into(stats);
     if (admission == Admission::kServe) stats->connections.add();
   }

@@ -21,8 +21,9 @@ struct NewConnection {
 
 // Admits `fd` (applies the accepted-socket options, server/socket_options.h).
 // The session counts into `stats` — the counters of the thread that will
-// drive it — and a served connection is counted there; null: the caller
-// does both (threaded: on the connection's own thread). Returns nothing —
+// drive it — and a served connection and the system calls made on `fd` are
+// counted there; null: the caller counts the connection (threaded: on the
+// connection's own thread). Returns nothing —
 // after closing `fd` and logging — when the connection is dropped (too many
 // refusals at once) or no session could be made.
 std::optional<NewConnection> admit_connection(int fd, ConnectionLimit& limit,

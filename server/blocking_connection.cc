@@ -14,6 +14,7 @@
 
 #include "server/connection_deadlines.h"
 #include "server/log.h"
+#include "server/socket_options.h"
 
 namespace h2lab::server {
 namespace {
@@ -57,11 +58,15 @@ Io flush(int fd, Session& session, bool& progressed, ThreadStats& stats) noexcep
 // After our last byte: FIN, then read and discard until the peer's EOF or
 // the linger deadline, so that unread late input does not turn close(2) into
 // a reset.
-void linger(int fd, ConnectionDeadlines& deadlines, uint8_t* buffer, size_t size) noexcept {
+void linger(int fd, ConnectionDeadlines& deadlines, uint8_t* buffer, size_t size,
+            ThreadStats& stats) noexcept {
   ::shutdown(fd, SHUT_WR);
+  stats.syscalls.add();
   deadlines.begin_linger(Clock::now());
   while (Clock::now() < deadlines.next().at) {
     const ssize_t n = ::read(fd, buffer, size);
+    stats.reads.add();
+    stats.syscalls.add();
     if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) return;
   }
 }
@@ -79,6 +84,7 @@ void serve_blocking_connection(int fd, Session& session, const ServerOptions& op
                                bool refused) noexcept {
   thread_local uint8_t buffer[kReadBufferSize];
   set_blocking_tick(fd);
+  stats.syscalls.add(2);  // SO_RCVTIMEO, SO_SNDTIMEO
 
   ConnectionDeadlines deadlines(options, Clock::now(), refused, session.handshake_done());
   bool peer_eof = false;
@@ -116,6 +122,7 @@ void serve_blocking_connection(int fd, Session& session, const ServerOptions& op
     stats.reads.add();
     stats.syscalls.add();
     if (n > 0) {
+      if (rearm_quickack(fd, options)) stats.syscalls.add();
       session.on_data({buffer, static_cast<size_t>(n)});
       deadlines.on_input(Clock::now(), session.handshake_done());
     } else if (n == 0) {
@@ -128,8 +135,9 @@ void serve_blocking_connection(int fd, Session& session, const ServerOptions& op
   }
   if (end_reason == nullptr && *session.close_reason() != '\0') end_reason = session.close_reason();
   if (end_reason != nullptr && *end_reason != '\0') log_line("closing connection: %s", end_reason);
-  if (clean_end && !peer_eof) linger(fd, deadlines, buffer, sizeof buffer);
+  if (clean_end && !peer_eof) linger(fd, deadlines, buffer, sizeof buffer, stats);
   ::close(fd);
+  stats.syscalls.add();
 }
 
 }  // namespace h2lab::server

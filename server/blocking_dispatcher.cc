@@ -1,18 +1,21 @@
 // `blocking`: one thread, one client at a time (the seed's `:none`). Accept a
 // connection, serve it with blocking reads and writes until it ends, then
 // accept the next. Little overhead: fast for one pipelining client, useless
-// for two.
+// for two. Its thread is "h2lab-blocking"; with --cpus it may run on any CPU
+// of the list.
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <cerrno>
 #include <cstring>
+#include <string>
 
 #include "server/blocking_connection.h"
 #include "server/dispatcher.h"
 #include "server/log.h"
 #include "server/socket_options.h"
+#include "server/thread_options.h"
 
 namespace h2lab::server {
 namespace {
@@ -25,6 +28,11 @@ class BlockingDispatcher final : public Dispatcher {
     // accept(2) wakes once per tick to notice stop().
     set_blocking_tick(context_.listen_fd);
     ThreadStats& stats = context_.stats.open("blocking");
+    // create_server() checked that the CPUs can be used (check_cpu_pinning).
+    unsigned calls = 0;
+    const std::string why = prepare_this_thread("h2lab-blocking", context_.options.cpus, &calls);
+    stats.syscalls.add(calls);
+    if (!why.empty()) log_line("%s; it runs unpinned", why.c_str());
     while (!stopping_.load(std::memory_order_relaxed)) {
       const int fd = ::accept4(context_.listen_fd, nullptr, nullptr, SOCK_CLOEXEC);
       stats.syscalls.add();
@@ -38,7 +46,7 @@ class BlockingDispatcher final : public Dispatcher {
         continue;
       }
       // The other dispatchers do this in admit_connection (server/accept.h).
-      configure_accepted_socket(fd, context_.options);
+      stats.syscalls.add(configure_accepted_socket(fd, context_.options));
       std::unique_ptr<Session> session = context_.new_session();
       session->count_into(&stats);
       stats.connections.add();

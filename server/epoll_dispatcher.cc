@@ -3,15 +3,26 @@
 // its own connections, timer wheel and 64 KiB read buffer.
 //
 // One loop turn:
-//   epoll_wait (timeout: the next timer tick; 0 when work is left over)
-//   listener ready  → accept a batch, admit (limit), register edge-triggered
-//   socket readable → read into the reactor's buffer until EAGAIN (or a short
-//                     read without RDHUP), Session::on_data after each read;
-//                     stop early while the session refuses input (backpressure)
+//   epoll_wait (at most --epoll-max-events; timeout: the next timer tick, 0
+//               when work is left over)
+//   listener ready  → accept a batch, admit (limit), register the socket
+//                     (edge-triggered by default, --epoll-trigger level)
+//   socket readable → read into the reactor's buffer until a short read (edge:
+//                     until EAGAIN when RDHUP was seen; at most 16 reads, the
+//                     rest on the read_again_ list), Session::on_data after
+//                     each read (and TCP_QUICKACK again with --quickack); stop
+//                     early while the session refuses input (backpressure)
 //   socket writable → mark for writing
-//   then, per connection touched this turn: one sendmsg carrying everything
-//   the turn produced; EPOLLOUT is registered only while output is pending
+//   then, per connection touched this turn: a sendmsg carrying everything
+//   pending; while the kernel takes all that is offered and the session has
+//   more (IOV_MAX pieces, one response at a time with --write-policy
+//   per-response), another — at most 64, then the next turn. EPOLLOUT is
+//   registered only while output is pending and the socket is full
 //   then the timer wheel: idle → GOAWAY, write/drain/linger → close
+// Level-triggered, epoll reports a readable socket on every epoll_wait: a
+// short read ends the reading (what is left, the FIN included, is reported
+// again), and EPOLLIN is taken out of the interest set while the session
+// refuses input and after the peer's EOF, or the loop would spin.
 // Sessions never keep pointers into the read buffer, so connections hold no
 // read buffer of their own; trim() after each turn keeps idle ones small.
 #include <sys/epoll.h>
@@ -24,6 +35,7 @@
 #include <cstdint>
 #include <cstring>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "server/accept.h"
@@ -32,6 +44,7 @@
 #include "server/log.h"
 #include "server/loop_connection.h"
 #include "server/loop_group.h"
+#include "server/socket_options.h"
 
 namespace h2lab::server {
 namespace {
@@ -41,8 +54,12 @@ using Clock = std::chrono::steady_clock;
 constexpr size_t kReadBufferSize = 64 * 1024;
 // Reads per connection per turn before the others get their turn (1 MiB).
 constexpr int kMaxReadsPerTurn = 16;
+// Writes per connection per turn while the kernel takes everything offered
+// and the session has more: with --write-policy per-response each response
+// leaves in its own write, and 64 of them bound one connection's share of a
+// turn.
+constexpr int kMaxWritesPerTurn = 64;
 constexpr int kAcceptBatch = 64;
-constexpr int kMaxEvents = 256;
 
 // epoll_event.data.u64 for the two non-connection fds; connection ids are
 // never 0 or ~0.
@@ -55,6 +72,7 @@ struct Conn : LoopConnection {
   bool rdhup = false;        // the peer's FIN was signalled: read to EOF
   bool writable = true;      // no short write since the last EPOLLOUT
   bool out_registered = false;
+  bool in_registered = true;  // EPOLLIN | EPOLLRDHUP in the interest set (level: not always)
 };
 
 
@@ -76,6 +94,7 @@ class Reactor {
   void close(Id id, Conn& c);
   void begin_stop();
   void set_events(Conn& c, bool want_out);
+  uint32_t trigger() const noexcept { return level_ ? 0u : static_cast<uint32_t>(EPOLLET); }
   void set_accepting(bool on);
   int wait_timeout_ms(Clock::time_point now) const;
 
@@ -84,6 +103,7 @@ class Reactor {
   ThreadStats& stats_;
   const int listen_fd_;
   const int wake_fd_;
+  const bool level_;  // --epoll-trigger level
   int epfd_ = -1;
   bool accepting_ = false;
   bool draining_ = false;
@@ -110,6 +130,7 @@ Reactor::Reactor(LoopDispatcher& d, unsigned index)
       stats_(d.thread_stats(index)),
       listen_fd_(d.group.listener(index)),
       wake_fd_(d.group.wake_fd(index)),
+      level_(d.context.options.epoll_trigger == EpollTrigger::kLevel),
       now_(Clock::now()),
       wheel_(make_loop_timer_wheel(now_)),
       buffer_(new uint8_t[kReadBufferSize]) {
@@ -119,6 +140,13 @@ Reactor::Reactor(LoopDispatcher& d, unsigned index)
   wake.data.u64 = kWakeKey;
   if (epfd_ < 0 || ::epoll_ctl(epfd_, EPOLL_CTL_ADD, wake_fd_, &wake) != 0) {
     log_line("epoll reactor %u: cannot set up: %s", index, std::strerror(errno));
+  }
+  if (options_.epoll_busy_poll_us > 0) {
+    // create_server() tried this already (check_epoll_busy_poll).
+    if (const std::string why = set_epoll_busy_poll(epfd_, options_.epoll_busy_poll_us);
+        !why.empty()) {
+      log_line("epoll reactor %u: %s", index, why.c_str());
+    }
   }
   set_accepting(true);
 }
@@ -152,12 +180,14 @@ int Reactor::wait_timeout_ms(Clock::time_point now) const {
 }
 
 void Reactor::loop() {
-  epoll_event events[kMaxEvents];
+  // On the heap: --epoll-max-events goes up to 65536 (768 KiB of events).
+  std::vector<epoll_event> events(options_.epoll_max_events);
+  const int max_events = static_cast<int>(events.size());
   while (true) {
     if (d_.group.stopping() && !draining_) begin_stop();
     if (draining_ && conns_.empty()) break;
 
-    const int n = ::epoll_wait(epfd_, events, kMaxEvents, wait_timeout_ms(Clock::now()));
+    const int n = ::epoll_wait(epfd_, events.data(), max_events, wait_timeout_ms(Clock::now()));
     stats_.waits.add();
     stats_.syscalls.add();
     if (n > 0) stats_.events.add(static_cast<uint64_t>(n));
@@ -196,6 +226,13 @@ void Reactor::on_event(const epoll_event& ev) {
   }
   Conn* c = conns_.find(ev.data.u64);
   if (c == nullptr) return;  // closed earlier in this batch
+  if (level_ && (ev.events & (EPOLLHUP | EPOLLERR)) && !c->lingering) {
+    // Reported on every epoll_wait whatever the interest set: the peer is
+    // gone (a reset, or both directions shut without ours being shut by
+    // us), nothing can reach it any more — close rather than spin.
+    close(ev.data.u64, *c);
+    return;
+  }
   if (ev.events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
     c->readable = true;
     c->rdhup = c->rdhup || (ev.events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) != 0;
@@ -234,7 +271,7 @@ void Reactor::add(NewConnection nc) {
   const Id id = conns_.add(std::move(owned));
   c.timer.key = id;
   epoll_event ev{};
-  ev.events = EPOLLIN | EPOLLRDHUP | EPOLLET;
+  ev.events = EPOLLIN | EPOLLRDHUP | trigger();
   ev.data.u64 = id;
   stats_.syscalls.add();
   if (::epoll_ctl(epfd_, EPOLL_CTL_ADD, fd, &ev) != 0) {
@@ -253,20 +290,26 @@ void Reactor::read_from(Id id, Conn& c) {
   for (int reads = 0; c.readable; ++reads) {
     if (!c.lingering && !c.session->wants_read()) break;  // backpressure: resumed after a write
     if (reads == kMaxReadsPerTurn) {
-      read_again_.push_back(id);
+      if (level_) {
+        c.readable = false;  // the next epoll_wait reports the rest
+      } else {
+        read_again_.push_back(id);
+      }
       break;
     }
     const ssize_t n = ::read(c.fd, buffer_.get(), kReadBufferSize);
     stats_.reads.add();
     stats_.syscalls.add();
     if (n > 0) {
+      if (rearm_quickack(c.fd, options_)) stats_.syscalls.add();
       if (!c.lingering) {
         c.session->on_data({buffer_.get(), static_cast<size_t>(n)});
         c.deadlines.on_input(now_, c.session->handshake_done());
       }
       // A short read emptied the socket; more data will raise a new edge.
-      // Not so for the FIN: once RDHUP was seen, read on to the EOF.
-      if (static_cast<size_t>(n) < kReadBufferSize && !c.rdhup) c.readable = false;
+      // Not so for the FIN: once RDHUP was seen, read on to the EOF — unless
+      // level-triggered, where epoll reports the FIN again.
+      if (static_cast<size_t>(n) < kReadBufferSize && (level_ || !c.rdhup)) c.readable = false;
     } else if (n == 0) {
       c.readable = false;
       c.peer_eof = true;
@@ -289,7 +332,11 @@ void Reactor::write_to(Id id, Conn& c) {
   if (c.lingering) return;
   Session& s = *c.session;
   bool progressed = false;
-  if (s.wants_write() && c.writable) {
+  for (int writes = 0; s.wants_write() && c.writable; ++writes) {
+    if (writes == kMaxWritesPerTurn) {
+      write_list_.add(id, c);  // the others' turn first; the rest next turn
+      break;
+    }
     const auto iov = s.pending_output();
     msghdr msg{};
     msg.msg_iov = const_cast<iovec*>(iov.data());
@@ -300,7 +347,8 @@ void Reactor::write_to(Id id, Conn& c) {
     stats_.writes.add();
     stats_.syscalls.add();
     if (n >= 0 && static_cast<size_t>(n) < offered) stats_.partial_writes.add();
-    if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
       close(id, c);  // EPIPE, ECONNRESET: the peer is gone
       return;
     }
@@ -308,11 +356,10 @@ void Reactor::write_to(Id id, Conn& c) {
       s.on_written(static_cast<size_t>(n));
       progressed = true;
     }
-    if (n < 0 || static_cast<size_t>(n) < offered) {
-      c.writable = false;  // the socket is full: wait for EPOLLOUT
-    } else if (s.wants_write()) {
-      write_list_.add(id, c);  // more than IOV_MAX pieces, or the engine refilled: next turn
-    }
+    // The socket is full: wait for EPOLLOUT. Else the kernel took it all;
+    // what is still pending (past IOV_MAX pieces, the next response, what
+    // the engine refilled) goes in the next write.
+    if (n < 0 || static_cast<size_t>(n) < offered) c.writable = false;
   }
   c.deadlines.on_write(now_, progressed, s.wants_write());
   set_events(c, s.wants_write() && !c.writable);
@@ -330,21 +377,31 @@ void Reactor::write_to(Id id, Conn& c) {
 }
 
 void Reactor::set_events(Conn& c, bool want_out) {
-  if (want_out == c.out_registered) return;
+  // Edge-triggered, EPOLLIN stays: it reports once per change. Level-
+  // triggered it would report on every epoll_wait while the session refuses
+  // input, or after the EOF: wanted only while reading can make progress.
+  const bool want_in =
+      !level_ || (!c.peer_eof && (c.lingering || c.session->wants_read()));
+  if (want_out == c.out_registered && want_in == c.in_registered) return;
   epoll_event ev{};
-  ev.events = EPOLLIN | EPOLLRDHUP | EPOLLET;
+  ev.events = trigger();
+  if (want_in) ev.events |= EPOLLIN | EPOLLRDHUP;
   if (want_out) ev.events |= EPOLLOUT;
   ev.data.u64 = c.timer.key;
   stats_.syscalls.add();
-  if (::epoll_ctl(epfd_, EPOLL_CTL_MOD, c.fd, &ev) == 0) c.out_registered = want_out;
+  if (::epoll_ctl(epfd_, EPOLL_CTL_MOD, c.fd, &ev) == 0) {
+    c.out_registered = want_out;
+    c.in_registered = want_in;
+  }
 }
 
 void Reactor::end_cleanly(Id id, Conn& c) {
   if (!begin_linger(c, wheel_, now_)) {
     close(id, c);
-  } else if (c.readable) {
-    read_again_.push_back(id);
+    return;
   }
+  set_events(c, false);  // level: reading again, to the peer's EOF
+  if (c.readable) read_again_.push_back(id);
 }
 
 void Reactor::close(Id id, Conn& c) {

@@ -8,6 +8,9 @@
 
 #include <cerrno>
 #include <cstring>
+#include <utility>
+
+#include "server/socket_options.h"
 
 namespace h2lab::server {
 namespace {
@@ -54,7 +57,7 @@ bool listener_uses_reuseport(const ServerOptions& options) {
          options.listener_mode == ListenerMode::kReuseport && resolved_threads(options) > 1;
 }
 
-int open_reuseport_sibling(int listen_fd, int backlog, std::string& error) {
+int open_reuseport_sibling(int listen_fd, const ServerOptions& options, std::string& error) {
   sockaddr_storage bound{};
   socklen_t len = sizeof bound;
   if (::getsockname(listen_fd, reinterpret_cast<sockaddr*>(&bound), &len) != 0) {
@@ -63,11 +66,15 @@ int open_reuseport_sibling(int listen_fd, int backlog, std::string& error) {
   }
   const int fd = ::socket(bound.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
   const int one = 1;
-  if (fd < 0 || ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
+  // The server's listener took the same knobs already: no notices twice.
+  std::string knobs = fd < 0 ? "" : configure_listener(fd, options, nullptr);
+  if (fd < 0 || !knobs.empty() ||
+      ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
       ::setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0 ||
-      ::bind(fd, reinterpret_cast<sockaddr*>(&bound), len) != 0 || ::listen(fd, backlog) != 0) {
+      ::bind(fd, reinterpret_cast<sockaddr*>(&bound), len) != 0 ||
+      ::listen(fd, options.listen_backlog) != 0) {
     error = "cannot open another SO_REUSEPORT listener on " + format_url(bound) + ": " +
-            std::strerror(errno);
+            (knobs.empty() ? std::strerror(errno) : knobs);
     if (fd >= 0) ::close(fd);
     return -1;
   }
@@ -95,6 +102,14 @@ bool open_listener(const ServerOptions& options, Listener& out, std::string& err
     }
     const int one = 1;
     ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    std::vector<std::string> notices;
+    if (std::string why = configure_listener(fd, options, &notices); !why.empty()) {
+      // A refused knob is the user's to fix, whatever the address.
+      ::close(fd);
+      freeaddrinfo(found);
+      error = why;
+      return false;
+    }
     if (listener_uses_reuseport(options)) {
       if (!port_is_free(ai, last_errno) ||
           ::setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0) {
@@ -109,11 +124,21 @@ bool open_listener(const ServerOptions& options, Listener& out, std::string& err
       ::close(fd);
       continue;
     }
+    report_listen_backlog(fd, options, notices);
+    if (options.incoming_cpu && !options.cpus.empty()) {
+      if (std::string why = set_incoming_cpu(fd, options.cpus[0]); !why.empty()) {
+        ::close(fd);
+        freeaddrinfo(found);
+        error = why;
+        return false;
+      }
+    }
     sockaddr_storage bound{};
     socklen_t len = sizeof bound;
     ::getsockname(fd, reinterpret_cast<sockaddr*>(&bound), &len);
     freeaddrinfo(found);
     out.fd = fd;
+    out.notices = std::move(notices);
     out.url = format_url(bound);
     if (options.tls) out.url.insert(4, "s");  // "https://"
     return true;

@@ -14,10 +14,12 @@
 #include "server/accept.h"
 #include "server/listener.h"
 #include "server/log.h"
+#include "server/socket_options.h"
+#include "server/thread_options.h"
 
 namespace h2lab::server {
 
-LoopGroup::LoopGroup(const DispatchContext& context) {
+LoopGroup::LoopGroup(const DispatchContext& context) : options_(context.options) {
   const unsigned n = resolved_threads(context.options);
   for (unsigned i = 0; i < n; ++i) {
     // Created now, not in the loops' threads: stop() may come before a loop
@@ -30,7 +32,7 @@ LoopGroup::LoopGroup(const DispatchContext& context) {
   if (listener_uses_reuseport(context.options)) {
     for (unsigned i = 1; i < n; ++i) {
       std::string error;
-      const int fd = open_reuseport_sibling(shared, context.options.listen_backlog, error);
+      const int fd = open_reuseport_sibling(shared, context.options, error);
       if (fd < 0) {
         log_line("%s; all threads share one listener instead", error.c_str());
         for (int own : own_listeners_) ::close(own);
@@ -43,6 +45,17 @@ LoopGroup::LoopGroup(const DispatchContext& context) {
       listeners_[i] = fd;
     }
   }
+  if (context.options.incoming_cpu) {
+    if (shared_listener() && n > 1) {
+      log_line("--incoming-cpu has no effect: the loops share one listener");
+    }
+    for (unsigned i = 1; i < n && !shared_listener(); ++i) {
+      // The kernel took the same option on the server's listener at start;
+      // should it refuse now, connections are only spread less well.
+      const std::string why = set_incoming_cpu(listeners_[i], loop_cpus(context.options, i)[0]);
+      if (!why.empty()) log_line("%s", why.c_str());
+    }
+  }
 }
 
 LoopGroup::~LoopGroup() {
@@ -52,10 +65,18 @@ LoopGroup::~LoopGroup() {
   }
 }
 
-void LoopGroup::run(const std::function<void(unsigned)>& loop) {
+void LoopGroup::run(const char* name, const std::function<void(unsigned)>& loop) {
+  auto prepared = [this, name, &loop](unsigned i) {
+    // Pinned before the loop sets anything up, so that its memory (buffers,
+    // rings) is first touched on its own CPU.
+    const std::string why = prepare_this_thread(
+        "h2lab-" + std::string(name) + "-" + std::to_string(i), loop_cpus(options_, i));
+    if (!why.empty()) log_line("%s; it runs unpinned", why.c_str());
+    loop(i);
+  };
   std::vector<std::thread> threads;
-  for (unsigned i = 1; i < size(); ++i) threads.emplace_back(loop, i);
-  loop(0);
+  for (unsigned i = 1; i < size(); ++i) threads.emplace_back(prepared, i);
+  prepared(0);
   for (std::thread& t : threads) t.join();
 }
 
@@ -63,7 +84,7 @@ void LoopDispatcher::run_loops(const char* name, const std::function<void(unsign
   for (unsigned i = 0; i < group.size(); ++i) {
     thread_stats_.push_back(&context.stats.open(std::string(name) + "-" + std::to_string(i)));
   }
-  group.run(loop);
+  group.run(name, loop);
   for (ThreadStats* s : thread_stats_) context.stats.retire(*s);
   thread_stats_.clear();
   log_connection_counts(limit.counts());

@@ -17,7 +17,10 @@ class LoopGroup {
  public:
   // Resolves the thread count; with ListenerMode::kReuseport (and more than
   // one thread) opens one more SO_REUSEPORT listener per extra thread — if
-  // that fails, every loop shares the server's listener (logged).
+  // that fails, every loop shares the server's listener (logged). With
+  // options.incoming_cpu, listener i gets SO_INCOMING_CPU = the CPU loop i
+  // is pinned to (the server's own listener, loop 0's, got it in
+  // open_listener()).
   explicit LoopGroup(const DispatchContext& context);
   ~LoopGroup();
   LoopGroup(const LoopGroup&) = delete;
@@ -32,14 +35,18 @@ class LoopGroup {
   int wake_fd(unsigned i) const noexcept { return wake_fds_[i]; }
 
   // Runs loop(i) for every i, loop(0) on the calling thread, and returns
-  // when all have returned.
-  void run(const std::function<void(unsigned)>& loop);
+  // when all have returned. Before loop(i) runs, its thread is named
+  // "h2lab-<name>-<i>" and, with options.cpus, pinned to
+  // cpus[i % cpus.size()] (a failure is logged: create_server() checked the
+  // CPUs with check_cpu_pinning(), server/thread_options.h).
+  void run(const char* name, const std::function<void(unsigned)>& loop);
 
   // Thread-safe, idempotent: sets stopping() and wakes every loop.
   void stop() noexcept;
   bool stopping() const noexcept { return stopping_.load(std::memory_order_acquire); }
 
  private:
+  const ServerOptions& options_;
   std::vector<int> listeners_;
   std::vector<int> own_listeners_;  // the reuseport siblings, closed here
   std::vector<int> wake_fds_;

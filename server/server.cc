@@ -9,6 +9,9 @@
 #include "server/engine_factory.h"
 #include "server/dispatcher.h"
 #include "server/listener.h"
+#include "server/log.h"
+#include "server/socket_options.h"
+#include "server/thread_options.h"
 #include "tls/context.h"
 #include "tls/session.h"
 
@@ -97,6 +100,10 @@ class RunningServer final : public Server {
 CreateResult create_server(const ServerOptions& options) {
   if (std::string why = options_conflict(options); !why.empty()) return {nullptr, why};
   if (std::string why = dispatcher_unavailable(options); !why.empty()) return {nullptr, why};
+  // Knobs the kernel may refuse that are applied on serving threads: tried
+  // here, so that a refusal fails the start instead of being logged later.
+  if (std::string why = check_cpu_pinning(options); !why.empty()) return {nullptr, why};
+  if (std::string why = check_epoll_busy_poll(options); !why.empty()) return {nullptr, why};
   std::shared_ptr<tls::Context> tls = options.tls ? options.tls_context : nullptr;
   if (options.tls && !tls) {
     tls::ContextOptions o;
@@ -111,6 +118,7 @@ CreateResult create_server(const ServerOptions& options) {
   Listener listener;
   std::string error;
   if (!open_listener(options, listener, error)) return {nullptr, error};
+  for (const std::string& notice : listener.notices) log_line("%s", notice.c_str());
   auto server = std::make_unique<RunningServer>(options, listener, std::move(tls));
   if (options.on_listening) options.on_listening(server->url());
   server->start();

@@ -2,13 +2,155 @@
 
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <sys/epoll.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdint>
+#include <cstring>
+#include <fstream>
+
+// epoll busy polling appeared in Linux 6.9 (include/uapi/linux/eventpoll.h);
+// glibc 2.36's <sys/epoll.h> does not have it yet.
+#ifndef EPIOCSPARAMS
+struct epoll_params {
+  uint32_t busy_poll_usecs;
+  uint16_t busy_poll_budget;
+  uint8_t prefer_busy_poll;
+  uint8_t __pad;  // must be zero
+};
+#define EPOLL_IOC_TYPE 0x8A
+#define EPIOCSPARAMS _IOW(EPOLL_IOC_TYPE, 0x01, struct epoll_params)
+#define EPIOCGPARAMS _IOR(EPOLL_IOC_TYPE, 0x02, struct epoll_params)
+#endif
+static_assert(sizeof(epoll_params) == 8, "struct epoll_params is 8 octets in the kernel ABI");
 
 namespace h2lab::server {
+namespace {
 
-bool configure_accepted_socket(int fd, const ServerOptions& options) noexcept {
-  const int nodelay = options.tcp_nodelay ? 1 : 0;
-  return ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &nodelay, sizeof nodelay) == 0;
+// The kernel's BUSY_POLL_BUDGET: packets per NAPI poll when the budget is 0.
+constexpr uint16_t kEpollBusyPollBudget = 8;
+
+// A sysctl under /proc/sys, or -1 when it cannot be read.
+long long read_sysctl(const char* path) {
+  std::ifstream in(path);
+  long long value = -1;
+  if (!(in >> value)) return -1;
+  return value;
+}
+
+// One integer socket option a knob sets on the listener.
+struct Knob {
+  const char* flag;      // "--sndbuf"
+  std::string shown;     // the value as the user gave it: "100000", "on"
+  int level;
+  int name;
+  const char* name_text;  // "SO_SNDBUF"
+  int value;
+};
+
+// Why the kernel's value differs from what was asked, for the buffer sizes:
+// on SO_SNDBUF/SO_RCVBUF it caps the value at the sysctl, doubles it (room
+// for its struct sk_buff bookkeeping) and raises it to a floor.
+std::string explain_buffer(long long asked, long long got, const char* sysctl_name,
+                           const char* sysctl_path) {
+  const long long max = read_sysctl(sysctl_path);
+  if (max >= 0 && asked > max && got == 2 * max) {
+    return " (it caps the value at " + std::string(sysctl_name) + " = " + std::to_string(max) +
+           " and doubles it)";
+  }
+  if (got == 2 * asked) return " (it doubles the value, to leave room for its bookkeeping)";
+  if (got > 2 * asked) return " (its minimum)";
+  return "";
+}
+
+std::string refused(const char* flag, const std::string& shown, const char* option,
+                    int error_number) {
+  return std::string(flag) + " " + shown + ": the kernel refused " + option + ": " +
+         std::strerror(error_number);
+}
+
+}  // namespace
+
+std::string configure_listener(int fd, const ServerOptions& options,
+                               std::vector<std::string>* notices) {
+  std::vector<Knob> knobs;
+  // SO_RCVBUF first, and all of them before listen(2) (see the header).
+  if (options.receive_buffer > 0) {
+    knobs.push_back({"--rcvbuf", std::to_string(options.receive_buffer), SOL_SOCKET, SO_RCVBUF,
+                     "SO_RCVBUF", options.receive_buffer});
+  }
+  if (options.send_buffer > 0) {
+    knobs.push_back({"--sndbuf", std::to_string(options.send_buffer), SOL_SOCKET, SO_SNDBUF,
+                     "SO_SNDBUF", options.send_buffer});
+  }
+  if (options.busy_poll_us > 0) {
+    // Passed on as the int the kernel takes: above INT_MAX it is negative
+    // and refused (EINVAL), which is reported rather than hidden.
+    knobs.push_back({"--busy-poll", std::to_string(options.busy_poll_us), SOL_SOCKET,
+                     SO_BUSY_POLL, "SO_BUSY_POLL", static_cast<int>(options.busy_poll_us)});
+  }
+  if (options.tcp_nodelay) {
+    knobs.push_back({"--tcp-nodelay", "on", IPPROTO_TCP, TCP_NODELAY, "TCP_NODELAY", 1});
+  }
+  if (options.notsent_lowat > 0) {
+    knobs.push_back({"--notsent-lowat", std::to_string(options.notsent_lowat), IPPROTO_TCP,
+                     TCP_NOTSENT_LOWAT, "TCP_NOTSENT_LOWAT",
+                     static_cast<int>(options.notsent_lowat)});
+  }
+  for (const Knob& k : knobs) {
+    if (::setsockopt(fd, k.level, k.name, &k.value, sizeof k.value) != 0) {
+      return refused(k.flag, k.shown, k.name_text, errno);
+    }
+    int got = 0;
+    socklen_t len = sizeof got;
+    if (::getsockopt(fd, k.level, k.name, &got, &len) != 0) {
+      return std::string(k.flag) + " " + k.shown + ": cannot read " + k.name_text +
+             " back: " + std::strerror(errno);
+    }
+    if (got == k.value || notices == nullptr) continue;
+    std::string why;
+    if (k.name == SO_SNDBUF && k.level == SOL_SOCKET) {
+      why = explain_buffer(k.value, got, "net.core.wmem_max", "/proc/sys/net/core/wmem_max");
+    } else if (k.name == SO_RCVBUF && k.level == SOL_SOCKET) {
+      why = explain_buffer(k.value, got, "net.core.rmem_max", "/proc/sys/net/core/rmem_max");
+    }
+    notices->push_back(std::string(k.flag) + " " + k.shown + ": the kernel set " +
+                       std::to_string(got) + why);
+  }
+  return "";
+}
+
+void report_listen_backlog(int fd, const ServerOptions& options,
+                           std::vector<std::string>& notices) {
+  // For a listener, tcp_get_info() puts sk_max_ack_backlog in tcpi_sacked.
+  tcp_info info{};
+  socklen_t len = sizeof info;
+  if (::getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &len) != 0) return;
+  const long long kept = info.tcpi_sacked;
+  if (kept == options.listen_backlog) return;
+  const long long somaxconn = read_sysctl("/proc/sys/net/core/somaxconn");
+  std::string line = "--backlog " + std::to_string(options.listen_backlog) +
+                     ": the kernel keeps " + std::to_string(kept);
+  if (somaxconn >= 0 && kept == somaxconn) {
+    line += " (it caps the backlog at net.core.somaxconn = " + std::to_string(somaxconn) + ")";
+  }
+  notices.push_back(line);
+}
+
+std::string set_incoming_cpu(int fd, unsigned cpu) {
+  const int value = static_cast<int>(cpu);
+  if (::setsockopt(fd, SOL_SOCKET, SO_INCOMING_CPU, &value, sizeof value) != 0) {
+    return refused("--incoming-cpu", "on (CPU " + std::to_string(cpu) + ")", "SO_INCOMING_CPU",
+                   errno);
+  }
+  return "";
+}
+
+unsigned configure_accepted_socket(int, const ServerOptions&) noexcept {
+  return 0;  // everything is inherited from the listener (see the header)
 }
 
 bool rearm_quickack(int fd, const ServerOptions& options) noexcept {
@@ -16,6 +158,30 @@ bool rearm_quickack(int fd, const ServerOptions& options) noexcept {
   const int on = 1;
   ::setsockopt(fd, IPPROTO_TCP, TCP_QUICKACK, &on, sizeof on);
   return true;
+}
+
+std::string set_epoll_busy_poll(int epfd, unsigned usecs) {
+  epoll_params params{};
+  params.busy_poll_usecs = usecs;
+  params.busy_poll_budget = kEpollBusyPollBudget;
+  params.prefer_busy_poll = 0;
+  if (::ioctl(epfd, EPIOCSPARAMS, &params) != 0) {
+    const int error_number = errno;
+    std::string why = refused("--epoll-busy-poll", std::to_string(usecs), "EPIOCSPARAMS",
+                              error_number);
+    if (error_number == ENOTTY) why += " (epoll busy polling needs Linux 6.9)";
+    return why;
+  }
+  return "";
+}
+
+std::string check_epoll_busy_poll(const ServerOptions& options) {
+  if (options.dispatch != Dispatch::kEpoll || options.epoll_busy_poll_us == 0) return "";
+  const int epfd = ::epoll_create1(EPOLL_CLOEXEC);
+  if (epfd < 0) return std::string("epoll_create1: ") + std::strerror(errno);
+  std::string why = set_epoll_busy_poll(epfd, options.epoll_busy_poll_us);
+  ::close(epfd);
+  return why;
 }
 
 }  // namespace h2lab::server

@@ -3,13 +3,15 @@
 // `blocking` (server/blocking_connection.h); the connection limit bounds the
 // threads. Simple and fair between clients; every connection costs a thread
 // (its stack is mostly untouched virtual memory) and a context switch per
-// wake-up.
+// wake-up. The acceptor runs as "h2lab-accept", each connection thread as
+// "h2lab-conn"; with --cpus all of them may run on any CPU of the list.
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <cerrno>
 #include <list>
+#include <string>
 #include <system_error>
 #include <thread>
 
@@ -17,6 +19,7 @@
 #include "server/blocking_connection.h"
 #include "server/dispatcher.h"
 #include "server/log.h"
+#include "server/thread_options.h"
 
 namespace h2lab::server {
 namespace {
@@ -31,6 +34,9 @@ class ThreadedDispatcher final : public Dispatcher {
   void run() override {
     // accept(2) wakes once per tick to notice stop() and reap threads.
     set_blocking_tick(context_.listen_fd);
+    // create_server() checked that the CPUs can be used (check_cpu_pinning).
+    const std::string why = prepare_this_thread("h2lab-accept", context_.options.cpus);
+    if (!why.empty()) log_line("%s; it runs unpinned", why.c_str());
     while (!stopping_.load(std::memory_order_relaxed)) {
       reap_finished();
       const int fd = ::accept4(context_.listen_fd, nullptr, nullptr, SOCK_CLOEXEC);
@@ -73,6 +79,10 @@ class ThreadedDispatcher final : public Dispatcher {
 
   void serve(NewConnection c, Worker& w) noexcept {
     ThreadStats& stats = context_.stats.open("threaded");
+    unsigned calls = 0;
+    const std::string why = prepare_this_thread("h2lab-conn", context_.options.cpus, &calls);
+    stats.syscalls.add(calls);
+    if (!why.empty()) log_line("%s; it runs unpinned", why.c_str());
     c.session->count_into(&stats);
     if (!c.slot.refused()) stats.connections.add();
     serve_blocking_connection(c.fd, *c.session, context_.options, stopping_, stats,

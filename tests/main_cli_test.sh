@@ -26,6 +26,25 @@ expect_usage_error "invalid value '-1' for --port" --port=-1
 expect_usage_error "unknown option '--frobnicate'" --frobnicate
 expect_usage_error "invalid value 'maybe' for --tcp-nodelay: expected on or off" --tcp-nodelay maybe
 expect_usage_error "--port needs a value" --port
+# The socket, thread and epoll knobs: a bad value, a range, a conflict each.
+expect_usage_error "invalid value 'abc' for --sndbuf: expected a whole number" --sndbuf abc
+expect_usage_error "invalid value '-1' for --rcvbuf: expected a whole number" --rcvbuf -1
+expect_usage_error "invalid value '2000000' for --busy-poll: expected a whole number from 0 to 1000000" \
+  --busy-poll 2000000
+expect_usage_error "invalid value 'maybe' for --quickack: expected on or off" --quickack maybe
+expect_usage_error "invalid value 'x' for --notsent-lowat: expected a whole number" --notsent-lowat x
+expect_usage_error "invalid value '1e3' for --backlog: expected a whole number" --backlog 1e3
+expect_usage_error "invalid value 'yes' for --incoming-cpu: expected on or off" --incoming-cpu yes
+expect_usage_error "invalid value '3-1' for --cpus: expected CPU numbers like 0,1 or 0-3" --cpus 3-1
+expect_usage_error "invalid value 'sometimes' for --epoll-trigger; valid: edge, level" \
+  --epoll-trigger sometimes
+expect_usage_error "--epoll-max-events must be from 1 to 65536" --epoll-max-events 0
+expect_usage_error "invalid value 'x' for --epoll-busy-poll: expected a whole number" --epoll-busy-poll x
+expect_usage_error "--epoll-trigger applies to --dispatch epoll only (--dispatch is uring)" \
+  --epoll-trigger level --dispatch uring
+expect_usage_error "--epoll-max-events applies to --dispatch epoll only (--dispatch is blocking)" \
+  --epoll-max-events 8 --dispatch blocking
+expect_usage_error "--incoming-cpu needs --cpus" --incoming-cpu on
 grep -q -- '--tls on|off' <<<"$help" || fail "--help lacks --tls"
 expect_usage_error "invalid value 'maybe' for --tls: expected on or off" --tls maybe
 expect_usage_error "invalid value 'no' for --tls-resumption: expected on or off" --tls-resumption no
@@ -87,6 +106,30 @@ body=$(curl -sS -k --http2 --max-time 10 -w '|%{http_version}' "$url")
 pin=$(grep -o 'sha256//[A-Za-z0-9+/=]*' "$out")
 body=$(curl -sS -k --http2 --pinnedpubkey "$pin" --max-time 10 "$url")
 [ "$body" = "Hello World" ] || fail "curl with the printed --pinnedpubkey got '$body'"
+stop_main
+
+# Knobs applied: what the kernel changed is logged, one line each; the loop
+# thread is named and pinned.
+cpu=$(sed -n 's/^Cpus_allowed_list:[[:space:]]*\([0-9]*\).*/\1/p' /proc/self/status)
+start_main --port 0 --tls off --sndbuf 100000000 --backlog 100000 --cpus "$cpu" --epoll-trigger level
+err="$TEST_TMPDIR/main.err"
+wmem_max=$(cat /proc/sys/net/core/wmem_max)
+grep -qF "h2lab: --sndbuf 100000000: the kernel set $((2 * wmem_max)) (it caps the value at net.core.wmem_max = $wmem_max and doubles it)" "$err" ||
+  fail "no --sndbuf clamp line: $(cat "$err")"
+grep -qF "h2lab: --backlog 100000: the kernel keeps $(cat /proc/sys/net/core/somaxconn)" "$err" ||
+  fail "no --backlog clamp line: $(cat "$err")"
+loop_thread=""
+for t in /proc/$pid/task/*; do
+  [ "$(cat "$t/comm")" = "h2lab-epoll-0" ] && loop_thread=$t
+done
+if [ -z "$loop_thread" ]; then
+  fail "no thread named h2lab-epoll-0"
+else
+  pinned=$(sed -n 's/^Cpus_allowed_list:[[:space:]]*//p' "$loop_thread/status")
+  [ "$pinned" = "$cpu" ] || fail "h2lab-epoll-0 may run on '$pinned', want '$cpu' (--cpus $cpu)"
+fi
+body=$(curl -sS --max-time 10 --http2-prior-knowledge "$url")
+[ "$body" = "Hello World" ] || fail "curl (level-triggered) got '$body'"
 stop_main
 
 if [ "$failures" -ne 0 ]; then echo "$failures failure(s)"; exit 1; fi
