@@ -20,12 +20,9 @@ std::unique_ptr<Dispatcher> make_dispatcher(const DispatchContext& context) {
 
 std::string dispatcher_unavailable(const ServerOptions& options) {
   if (options.dispatch != Dispatch::kUring) return "";
-  const UringSupport& uring = probe_io_uring();
-  if (!uring.available) return "--dispatch uring: io_uring is unavailable here: " + uring.why;
-  if (options.uring_sqpoll && !uring.sqpoll) {
-    return "--uring-sqpoll: the kernel refused IORING_SETUP_SQPOLL: " + uring.sqpoll_why;
-  }
-  return "";
+  // A trial ring with every io_uring knob applied: what the kernel refuses
+  // is reported now, not met by a proactor while serving.
+  return uring_config_unavailable(options);
 }
 
 }  // namespace h2lab::server
