@@ -20,9 +20,10 @@ std::unique_ptr<Dispatcher> make_dispatcher(const DispatchContext& context) {
 
 std::string dispatcher_unavailable(const ServerOptions& options) {
   if (options.dispatch != Dispatch::kUring) return "";
-  // A trial ring with every io_uring knob applied: what the kernel refuses
-  // is reported now, not met by a proactor while serving.
-  return uring_config_unavailable(options);
+  // Every ring, with every io_uring knob applied, is made now (disabled;
+  // each proactor enables its own): what the kernel refuses is reported
+  // by create_server(), not met by a proactor while serving.
+  return prepare_uring_rings(options);
 }
 
 }  // namespace h2lab::server

@@ -12,7 +12,9 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <memory>
 #include <string>
+#include <vector>
 
 #include "server/connection_limit.h"
 
@@ -166,12 +168,15 @@ const UringSupport& probe_io_uring() {
 
 namespace {
 
-// The registered send staging area of a ring: 128 slots of 32 KiB, 4 MiB of
-// pinned memory per ring (the receive pool's default size). A slot carries
-// two full 16 KiB DATA frames; 128 of them cover the connections one ring
-// serves in the benchmarks (100 clients over the rings) with one send each.
-// A send that finds no free slot goes out as an ordinary sendmsg.
-constexpr unsigned kSendSlots = 128;
+// The registered send staging area of a ring: 32 slots of 32 KiB, 1 MiB of
+// pinned memory per ring. Pinned memory counts against RLIMIT_MEMLOCK (8 MiB
+// by default, and shared by all the processes of a user without
+// CAP_IPC_LOCK in the first user namespace — a sandboxed test, say), which
+// also pays for each ring's SQ/CQ memory: 1 MiB leaves room for several
+// rings. A slot carries two full 16 KiB DATA frames; 32 of them cover the
+// sends in flight of a ring serving a few dozen busy connections. A send
+// that finds no free slot goes out as an ordinary sendmsg.
+constexpr unsigned kSendSlots = 32;
 constexpr unsigned kSendSlotSize = 32 * 1024;
 constexpr uint16_t kBufferGroup = 0;
 
@@ -371,7 +376,9 @@ void UringRing::close() noexcept {
 
 std::string UringRing::open(const UringRingPlan& plan) {
   io_uring_params p{};
-  p.flags = plan.setup_flags;
+  // Disabled until enable(): registrations are made now, on this thread;
+  // submissions (and, with SINGLE_ISSUER, the submitter) come with enable().
+  p.flags = plan.setup_flags | IORING_SETUP_R_DISABLED;
   p.cq_entries = plan.cq_entries;
   p.sq_thread_idle = plan.sqpoll_idle_ms;  // ms of idleness before the SQPOLL thread sleeps
   if (plan.setup_flags & IORING_SETUP_SQ_AFF) p.sq_thread_cpu = static_cast<unsigned>(plan.sqpoll_cpu);
@@ -381,8 +388,6 @@ std::string UringRing::open(const UringRingPlan& plan) {
   open_ = true;
   sq_entries = p.sq_entries;
   cq_entries = p.cq_entries;
-  // Saves an fd lookup per io_uring_enter; optional.
-  ring_fd_registered = io_uring_register_ring_fd(&ring) == 1;
 
   auto fail = [this](std::string why) {
     close();
@@ -428,11 +433,14 @@ std::string UringRing::open(const UringRingPlan& plan) {
     if (const int rc = io_uring_register_files_sparse(&ring, plan.file_slots); rc != 0) {
       rlimit nofile{};
       ::getrlimit(RLIMIT_NOFILE, &nofile);
+      // liburing raises the soft RLIMIT_NOFILE as far as the hard one for
+      // the table; beyond that the kernel answers EMFILE.
       return fail("--uring-fixed-files on: registering a sparse table of " +
-                  std::to_string(plan.file_slots) +
-                  " files (--max-connections + " + std::to_string(ConnectionLimit::kMaxRefusing) +
-                  " refusals) failed: " + errno_text(rc) + " (the table may not exceed RLIMIT_NOFILE, " +
-                  std::to_string(nofile.rlim_cur) + " here: raise ulimit -n or lower --max-connections)");
+                  std::to_string(plan.file_slots) + " files (--max-connections + " +
+                  std::to_string(ConnectionLimit::kMaxRefusing) + " refusals) failed: " +
+                  errno_text(rc) + " (the table may not exceed RLIMIT_NOFILE, " +
+                  std::to_string(nofile.rlim_max) +
+                  " here at most: raise ulimit -Hn or lower --max-connections)");
     }
   }
 
@@ -488,7 +496,30 @@ std::string UringRing::open(const UringRingPlan& plan) {
   return "";
 }
 
-std::string uring_config_unavailable(const ServerOptions& options) {
+std::string UringRing::enable() {
+  // liburing 2.3 declares io_uring_enable_rings but does not export it.
+  if (const int rc = io_uring_register(static_cast<unsigned>(ring.ring_fd),
+                                       IORING_REGISTER_ENABLE_RINGS, nullptr, 0);
+      rc < 0) {
+    return "IORING_REGISTER_ENABLE_RINGS: " + errno_text(rc);
+  }
+  // Saves an fd lookup per io_uring_enter; optional. The registration is
+  // the calling thread's, like the ring from now on.
+  ring_fd_registered = io_uring_register_ring_fd(&ring) == 1;
+  return "";
+}
+
+namespace {
+
+// prepare_uring_rings() → take_prepared_uring_rings(): create_server() calls
+// both on its thread, one right after the other (dispatcher_unavailable,
+// then the dispatcher's constructor).
+thread_local std::vector<std::unique_ptr<UringRing>> t_prepared;
+
+}  // namespace
+
+std::string prepare_uring_rings(const ServerOptions& options) {
+  t_prepared.clear();
   const UringSupport& support = probe_io_uring();
   if (!support.available) return "--dispatch uring: io_uring is unavailable here: " + support.why;
   if (options.uring_sqpoll && !support.sqpoll) {
@@ -498,15 +529,28 @@ std::string uring_config_unavailable(const ServerOptions& options) {
   // Every ring maps its receive pool and staging area up front.
   const size_t per_ring = size_t{plan.recv_buffers} * plan.recv_buffer_size +
                           size_t{plan.send_slots} * plan.send_slot_size;
-  const size_t rings = resolved_threads(options);
-  if (const size_t available = memory_available(); available != 0 && per_ring * rings > available) {
+  const size_t count = resolved_threads(options);
+  if (const size_t available = memory_available(); available != 0 && per_ring * count > available) {
     return "--uring-buffers " + std::to_string(plan.recv_buffers) + " --uring-buffer-size " +
-           std::to_string(plan.recv_buffer_size) + ": " + std::to_string(rings) + " ring(s) need " +
-           std::to_string(per_ring * rings >> 20) + " MiB of buffers, more than the " +
+           std::to_string(plan.recv_buffer_size) + ": " + std::to_string(count) + " ring(s) need " +
+           std::to_string(per_ring * count >> 20) + " MiB of buffers, more than the " +
            std::to_string(available >> 20) + " MiB available";
   }
-  UringRing trial;
-  return trial.open(plan);
+  std::vector<std::unique_ptr<UringRing>> rings;
+  for (size_t i = 0; i < count; ++i) {
+    auto ring = std::make_unique<UringRing>();
+    if (std::string why = ring->open(plan); !why.empty()) {
+      return count > 1 ? why + " (ring " + std::to_string(i + 1) + " of " + std::to_string(count) + ")"
+                       : why;
+    }
+    rings.push_back(std::move(ring));
+  }
+  t_prepared = std::move(rings);
+  return "";
+}
+
+std::vector<std::unique_ptr<UringRing>> take_prepared_uring_rings() {
+  return std::move(t_prepared);
 }
 
 }  // namespace h2lab::server

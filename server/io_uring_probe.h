@@ -4,18 +4,20 @@
 // fails at start with the reason instead of misbehaving later. Seastar's
 // reactor backend selector does the same before choosing io_uring.
 //
-// Also the ring each proactor sets up from the io_uring knobs (UringRing),
-// and the trial of that exact ring that create_server() makes before it
-// serves (uring_config_unavailable), so that whatever the kernel refuses —
-// a setup flag, an SQPOLL CPU, a file table, registered memory, NAPI — is
-// reported at start, naming the flag, and never met while serving.
+// Also the rings the proactors serve with, set up from the io_uring knobs
+// (UringRing) by create_server() before it serves (prepare_uring_rings), so
+// that whatever the kernel refuses — a setup flag, an SQPOLL CPU, a file
+// table, registered or locked memory, NAPI — is reported at start, naming
+// the flag, and never met while serving.
 #pragma once
 
 #include <liburing.h>
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <string>
+#include <vector>
 
 #include "server/options.h"
 
@@ -70,8 +72,8 @@ std::string describe_uring_plan(const UringRingPlan& plan, unsigned rings);
 // One ring set up as a plan says, with the memory it registers (the
 // provided-buffer ring and its buffers, the send staging area). Owns all of
 // it; the destructor tears the ring down before it frees the memory.
-// Not thread-safe: with SINGLE_ISSUER only the thread that called open()
-// may submit.
+// Made disabled (IORING_SETUP_R_DISABLED) on one thread, enabled on the
+// thread that will submit — with SINGLE_ISSUER, the only one that may.
 class UringRing {
  public:
   UringRing() = default;
@@ -79,10 +81,13 @@ class UringRing {
   UringRing(const UringRing&) = delete;
   UringRing& operator=(const UringRing&) = delete;
 
-  // Sets up everything `plan` names, on the calling thread. Returns "" on
+  // Sets up everything `plan` names, the ring disabled. Returns "" on
   // success, else why — naming the //server:main flag at fault and the
   // kernel's error — with nothing left set up.
   std::string open(const UringRingPlan& plan);
+  // Enables the ring for the calling thread, which from now on is the one
+  // that submits (and registers its fd for io_uring_enter). "" or why.
+  std::string enable();
   bool is_open() const noexcept { return open_; }
   // Tears the ring down (the kernel cancels what is in flight), then frees
   // the memory. Idempotent; the destructor calls it.
@@ -92,7 +97,7 @@ class UringRing {
   // What the kernel gave (io_uring_params after setup).
   unsigned sq_entries = 0;
   unsigned cq_entries = 0;
-  // io_uring_register_ring_fd worked: io_uring_enter may take
+  // After enable(): io_uring_register_ring_fd worked, io_uring_enter may take
   // ring.enter_ring_fd with IORING_ENTER_REGISTERED_RING.
   bool ring_fd_registered = false;
   // The group-0 provided buffers; buffer `bid` starts at recv_buffer(bid).
@@ -116,10 +121,18 @@ class UringRing {
   unsigned send_slot_size_ = 0;
 };
 
-// Why the rings these options describe cannot be set up here, or "" when
-// they can: checks the probe, then sets up one complete trial ring (every
-// registration included) and tears it down, and checks that the memory of
-// all the rings fits. Named flags as //server:main spells them.
-std::string uring_config_unavailable(const ServerOptions& options);
+// Sets up the rings of a `uring` dispatcher with these options, one per
+// loop thread (resolved_threads), disabled, and keeps them for
+// take_prepared_uring_rings() on the same thread. Returns "" when all could
+// be made, else why — naming the flag as //server:main spells it — keeping
+// none. Checks the probe first, and that the buffers of every ring fit in
+// the memory available.
+std::string prepare_uring_rings(const ServerOptions& options);
+
+// The rings the calling thread's last prepare_uring_rings() made (each
+// once; empty after). Rings prepared but never taken — create_server()
+// failed after dispatcher_unavailable() — are freed by the thread's next
+// prepare_uring_rings(), or when it exits.
+std::vector<std::unique_ptr<UringRing>> take_prepared_uring_rings();
 
 }  // namespace h2lab::server

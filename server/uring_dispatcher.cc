@@ -129,9 +129,11 @@ struct Conn : LoopConnection {
 
 class Proactor {
  public:
-  Proactor(LoopDispatcher& d, unsigned index);
+  // Serves with `ring` (prepared by create_server, disabled), or — when null
+  // — with a ring of its own made here.
+  Proactor(LoopDispatcher& d, unsigned index, std::unique_ptr<UringRing> ring);
   ~Proactor();
-  bool ready() const noexcept { return ring_.is_open(); }
+  bool ready() const noexcept { return ready_; }
   void loop();
 
  private:
@@ -173,8 +175,9 @@ class Proactor {
   const int wake_fd_;
   ThreadStats& stats_;
   const UringRingPlan plan_;
-  UringRing ring_;
-  io_uring& r_ = ring_.ring;
+  const std::unique_ptr<UringRing> ring_;
+  io_uring& r_;
+  bool ready_ = false;
   bool accept_armed_ = false;
   bool wake_armed_ = false;
   bool draining_ = false;
@@ -193,13 +196,20 @@ class Proactor {
 
 class UringDispatcher final : public LoopDispatcher {
  public:
-  explicit UringDispatcher(const DispatchContext& context) : LoopDispatcher(context) {
-    log_line("uring: %s", describe_uring_plan(plan_uring_ring(context.options), group.size()).c_str());
+  explicit UringDispatcher(const DispatchContext& context)
+      : LoopDispatcher(context), rings_(take_prepared_uring_rings()) {
+    if (rings_.size() != group.size()) rings_.clear();  // not prepared: each proactor makes its own
+    UringRingPlan in_effect = plan_uring_ring(context.options);
+    if (!rings_.empty()) {  // what the kernel gave (the same, unless it clamped)
+      in_effect.sq_entries = rings_.front()->sq_entries;
+      in_effect.cq_entries = rings_.front()->cq_entries;
+    }
+    log_line("uring: %s", describe_uring_plan(in_effect, group.size()).c_str());
   }
 
   void run() override {
     run_loops("uring", [this](unsigned i) {
-      Proactor p(*this, i);
+      Proactor p(*this, i, rings_.empty() ? nullptr : std::move(rings_[i]));
       if (p.ready()) {
         p.loop();
       } else {
@@ -207,9 +217,14 @@ class UringDispatcher final : public LoopDispatcher {
       }
     });
   }
+
+ private:
+  // Made by create_server (prepare_uring_rings), one per loop; each moves
+  // to its proactor's thread.
+  std::vector<std::unique_ptr<UringRing>> rings_;
 };
 
-Proactor::Proactor(LoopDispatcher& d, unsigned index)
+Proactor::Proactor(LoopDispatcher& d, unsigned index, std::unique_ptr<UringRing> ring)
     : d_(d),
       options_(d.context.options),
       index_(index),
@@ -217,30 +232,34 @@ Proactor::Proactor(LoopDispatcher& d, unsigned index)
       wake_fd_(d.group.wake_fd(index)),
       stats_(d.thread_stats(index)),
       plan_(plan_uring_ring(d.context.options)),
+      ring_(ring ? std::move(ring) : std::make_unique<UringRing>()),
+      r_(ring_->ring),
       now_(Clock::now()),
       wheel_(make_loop_timer_wheel(now_)) {
-  // Created here, on the thread that submits (SINGLE_ISSUER). create_server()
-  // made the same ring as a trial, so a failure here is not the kernel
-  // refusing a knob but a resource running out since.
-  if (const std::string why = ring_.open(plan_); !why.empty()) {
+  if (!ring_->is_open()) {
+    if (const std::string why = ring_->open(plan_); !why.empty()) {
+      log_line("uring proactor %u: %s", index, why.c_str());
+      return;
+    }
+  }
+  // Enabled here, on the thread that submits (SINGLE_ISSUER, DEFER_TASKRUN).
+  if (const std::string why = ring_->enable(); !why.empty()) {
     log_line("uring proactor %u: %s", index, why.c_str());
+    ring_->close();
     return;
   }
-  if (ring_.sq_entries != plan_.sq_entries || ring_.cq_entries != plan_.cq_entries) {
-    log_line("uring proactor %u: the kernel gave SQ %u / CQ %u entries (asked %u / %u)", index,
-             ring_.sq_entries, ring_.cq_entries, plan_.sq_entries, plan_.cq_entries);
-  }
+  ready_ = true;
   for (int i = static_cast<int>(plan_.file_slots) - 1; i >= 0; --i) free_file_slots_.push_back(i);
   for (unsigned i = plan_.send_slots; i-- > 0;) free_send_slots_.push_back(i);
   send_slot_owner_.assign(plan_.send_slots, 0);
 }
 
 Proactor::~Proactor() {
-  if (!ring_.is_open()) return;
+  if (!ready_) return;
   // Only reached with connections left if the loop failed: the ring's exit
   // (UringRing) cancels their operations; the sockets close after it.
   const std::vector<Id> left = conns_.ids();
-  ring_.close();
+  ring_->close();
   for (Id id : left) {
     ::close(conns_.find(id)->fd);
     conns_.remove(id);
@@ -267,7 +286,7 @@ unsigned Proactor::publish_sqes() noexcept {
 int Proactor::enter(unsigned to_submit, unsigned min_complete, unsigned flags,
                     io_uring_getevents_arg* arg) {
   unsigned fd = static_cast<unsigned>(r_.ring_fd);
-  if (ring_.ring_fd_registered) {
+  if (ring_->ring_fd_registered) {
     fd = static_cast<unsigned>(r_.enter_ring_fd);
     flags |= IORING_ENTER_REGISTERED_RING;
   }
@@ -440,7 +459,7 @@ void Proactor::start_send(Id id, Conn& c) {
 // done) when there is nothing to copy.
 bool Proactor::start_staged_send(Id id, Conn& c, std::span<const iovec> iov) {
   const unsigned slot = free_send_slots_.back();
-  uint8_t* const start = ring_.send_slot(slot);
+  uint8_t* const start = ring_->send_slot(slot);
   size_t copied = 0;
   for (const iovec& v : iov) {
     const size_t n = std::min<size_t>(v.iov_len, plan_.send_slot_size - copied);
@@ -461,9 +480,9 @@ bool Proactor::start_staged_send(Id id, Conn& c, std::span<const iovec> iov) {
 }
 
 void Proactor::recycle(uint16_t bid) {
-  io_uring_buf_ring_add(ring_.buf_ring, ring_.recv_buffer(bid), plan_.recv_buffer_size, bid,
+  io_uring_buf_ring_add(ring_->buf_ring, ring_->recv_buffer(bid), plan_.recv_buffer_size, bid,
                         io_uring_buf_ring_mask(plan_.recv_buffers), 0);
-  io_uring_buf_ring_advance(ring_.buf_ring, 1);
+  io_uring_buf_ring_advance(ring_->buf_ring, 1);
 }
 
 // Registers the connection's socket in a free slot of the ring's file table
@@ -604,7 +623,7 @@ void Proactor::on_recv(Id id, const io_uring_cqe& cqe) {
   if (cqe.res == -ENOBUFS) stats_.buffer_exhaustion.add();
   if (cqe.res > 0 && (cqe.flags & IORING_CQE_F_BUFFER)) {
     const auto bid = static_cast<uint16_t>(cqe.flags >> IORING_CQE_BUFFER_SHIFT);
-    const uint8_t* data = ring_.recv_buffer(bid);
+    const uint8_t* data = ring_->recv_buffer(bid);
     const size_t size = static_cast<size_t>(cqe.res);
     if (c == nullptr || c->closing || c->lingering) {
       // discarded
