@@ -360,8 +360,8 @@ UringRing::~UringRing() { close(); }
 void UringRing::close() noexcept {
   if (open_) {
     // Explicitly, before the exit: the kernel frees a ring asynchronously,
-    // and pinned pages still registered would count against the memlock
-    // limit of the rings made right after a trial.
+    // and pinned pages still registered would count a while longer against
+    // the memlock limit of the rings made next.
     if (send_memory_ != nullptr) io_uring_unregister_buffers(&ring);
     io_uring_queue_exit(&ring);
     open_ = false;

@@ -3,8 +3,9 @@
 // listener), a provided-buffer ring for receives, its connections and timer
 // wheel; with the knobs, also a fixed-file table, a registered send staging
 // area and a NAPI registration (server/io_uring_probe.h sets the ring up
-// from the options; create_server() tried the same ring first). No syscall
-// per read or write: the thread only enters the ring.
+// from the options; create_server() made it, disabled, and the proactor
+// enables it on its own thread). No syscall per read or write: the thread
+// only enters the ring.
 //
 // One loop turn:
 //   publish the prepared SQEs (a store to the SQ tail) and enter the kernel
