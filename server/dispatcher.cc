@@ -20,12 +20,10 @@ std::unique_ptr<Dispatcher> make_dispatcher(const DispatchContext& context) {
 
 std::string dispatcher_unavailable(const ServerOptions& options) {
   if (options.dispatch != Dispatch::kUring) return "";
-  const UringSupport& uring = probe_io_uring();
-  if (!uring.available) return "--dispatch uring: io_uring is unavailable here: " + uring.why;
-  if (options.uring_sqpoll && !uring.sqpoll) {
-    return "--uring-sqpoll: the kernel refused IORING_SETUP_SQPOLL: " + uring.sqpoll_why;
-  }
-  return "";
+  // Every ring, with every io_uring knob applied, is made now (disabled;
+  // each proactor enables its own): what the kernel refuses is reported
+  // by create_server(), not met by a proactor while serving.
+  return prepare_uring_rings(options);
 }
 
 }  // namespace h2lab::server

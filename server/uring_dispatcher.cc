@@ -1,35 +1,77 @@
 // `uring`: N proactor threads, one io_uring each (beyond the seed). Every
 // ring owns its listener share (as epoll: SO_REUSEPORT or one shared
 // listener), a provided-buffer ring for receives, its connections and timer
-// wheel. No syscall per read or write: the thread only waits on the ring.
+// wheel; with the knobs, also a fixed-file table, a registered send staging
+// area and a NAPI registration (server/io_uring_probe.h sets the ring up
+// from the options; create_server() made it, disabled, and the proactor
+// enables it on its own thread). No syscall per read or write: the thread
+// only enters the ring.
 //
 // One loop turn:
-//   submit + wait for ≥1 completion (timeout: the next timer tick)
-//   reap completions in batches (io_uring_peek_batch_cqe, then cq_advance):
-//     accept (multishot)  → admit (limit), arm a multishot recv
+//   publish the prepared SQEs (a store to the SQ tail) and enter the kernel
+//   once, only if needed: to wait when no completion is ready (timeout: the
+//   next timer tick), to submit (not with SQPOLL unless its thread sleeps),
+//   or to flush an overflowed CQ / pending task work
+//   reap completions in batches straight from the CQ ring, then advance it:
+//     accept (multishot)  → admit (limit), register the socket in a fixed
+//                           file slot (--uring-fixed-files), arm a multishot
+//                           recv
 //     recv (multishot)    → Session::on_data straight from the provided
 //                           buffer, which goes back to the buffer ring at once
-//                           (the session keeps no pointer into its input)
-//     send done           → on_written; a short send is resumed below
+//                           (the session keeps no pointer into its input);
+//                           TCP_QUICKACK again (--tcp-quickack)
+//     send done           → on_written; a short send is resumed below. A
+//                           zero-copy sendmsg's output is consumed only at
+//                           its notification (IORING_CQE_F_NOTIF); a staged
+//                           send's at its result (the octets were copied),
+//                           its staging slot freed at its notification
 //   timer wheel: idle → GOAWAY, write/drain/linger → close
-//   per connection touched: one sendmsg with the whole iovec list if none is
-//   in flight (one in flight per socket keeps the byte order); re-arm a recv
-//   that ended (-ENOBUFS, or IORING_CQE_F_MORE clear); cancel the recv while
-//   the session refuses input (backpressure) and re-arm it when it drains.
+//   per connection touched: one send with the whole iovec list if none is in
+//   flight (one in flight per socket keeps the byte order) — copied into a
+//   registered staging slot and sent with SEND_ZC when one is free
+//   (--uring-registered-buffers), else SENDMSG_ZC from --uring-send-zc
+//   octets, else SENDMSG; re-arm a recv that ended (-ENOBUFS, or
+//   IORING_CQE_F_MORE clear); cancel the recv while the session refuses
+//   input (backpressure) and re-arm it when it drains.
 //
 // A connection is destroyed only once no operation of its own is in the
-// kernel (its recv, send and cancel have completed), because a send in
-// flight reads the session's output queue.
+// kernel (its recv, send — up to a zero-copy send's notification — and
+// cancel have completed), because a send in flight reads the session's
+// output queue. Its fixed-file slot is emptied before its socket is closed
+// (the table holds a reference to the socket).
+//
+// Counters (server/stats.h), exact unless said otherwise:
+//   reads        recv completions that delivered data or EOF
+//   writes       sends submitted (sendmsg, sendmsg_zc, staged send_zc)
+//   partial_writes  send results below the octets offered
+//   events       completions reaped (notifications included)
+//   waits        io_uring_enter calls with IORING_ENTER_GETEVENTS and
+//                min_complete 1, made only when no completion was ready: the
+//                loop asked to block (the kernel may return at once)
+//   syscalls     every io_uring_enter this loop makes (liburing's submit and
+//                wait helpers are not used: they decide for themselves
+//                whether to enter, so the loop publishes SQEs and enters
+//                itself, and counts each call), the io_uring_register calls
+//                of fixed-file slots, and close, shutdown and setsockopt
+//                (TCP_NODELAY at admission, TCP_QUICKACK). Not counted: ring
+//                setup and teardown, memory allocation, and one of the two
+//                calls (setsockopt, close) for a connection admit_connection
+//                drops after admitting it because no session could be made.
+//   buffer_exhaustion  recv completions with -ENOBUFS
 #include <liburing.h>
-#include <sys/mman.h>
+#include <signal.h>  // _NSIG
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
+#include <chrono>
 #include <cstdint>
 #include <cstring>
 #include <memory>
+#include <optional>
+#include <span>
 #include <vector>
 
 #include "server/accept.h"
@@ -39,26 +81,31 @@
 #include "server/log.h"
 #include "server/loop_connection.h"
 #include "server/loop_group.h"
+#include "server/socket_options.h"
 
 namespace h2lab::server {
 namespace {
 
 using Clock = std::chrono::steady_clock;
 
-// Provided receive buffers per ring: 256 × 16 KiB = 4 MiB, shared by all the
-// ring's connections (an idle connection holds none). 16 KiB takes a whole
-// default-size frame in one completion.
-constexpr unsigned kRecvBuffers = 256;
-constexpr unsigned kRecvBufferSize = 16 * 1024;
 constexpr uint16_t kBufferGroup = 0;
-constexpr unsigned kSqEntries = 2048;
 constexpr unsigned kCqeBatch = 256;
 // iovecs per sendmsg: with 16 KiB DATA frames (header + body reference) 64
 // pieces carry 512 KiB, the backpressure bound.
 constexpr size_t kMaxSendIov = 64;
 
-// user_data = (connection id << 4) | operation.
-enum Op : uint64_t { kAccept = 1, kWake = 2, kRecv = 3, kSend = 4, kCancel = 5 };
+// user_data = (id << 4) | operation. The id is a connection's, except for
+// kStaged, whose result and notification both carry the staging slot (the
+// slot outlives the connection's part in the send).
+enum Op : uint64_t {
+  kAccept = 1,
+  kWake = 2,
+  kRecv = 3,
+  kSend = 4,     // sendmsg
+  kCancel = 5,
+  kSendZc = 6,   // sendmsg_zc: a result, then (IORING_CQE_F_MORE) a notification
+  kStaged = 7,   // send_zc from a registered staging slot: likewise
+};
 constexpr uint64_t tag(uint64_t id, Op op) { return (id << 4) | op; }
 
 struct SendBuffer {
@@ -66,19 +113,26 @@ struct SendBuffer {
   iovec iov[kMaxSendIov];
 };
 
+enum class Sending : uint8_t { kNone, kMsg, kMsgZc, kStaged };
+
 struct Conn : LoopConnection {
   using LoopConnection::LoopConnection;
   bool recv_armed = false;
   bool cancel_pending = false;
   bool closing = false;  // aborting: waiting for the kernel to let go
-  std::unique_ptr<SendBuffer> send;  // non-null while a send is in flight
+  Sending sending = Sending::kNone;  // the send in flight, if any
+  size_t offered = 0;     // octets that send offered
+  int zc_result = 0;      // a sendmsg_zc's result, kept until its notification
+  int file_slot = -1;     // fixed-file slot, or -1: operations name fd
+  std::unique_ptr<SendBuffer> send;  // the iovecs of a sendmsg(_zc) in flight
   std::vector<uint8_t> held;         // input that arrived after reading was paused
 };
 
-
 class Proactor {
  public:
-  Proactor(LoopDispatcher& d, unsigned index);
+  // Serves with `ring` (prepared by create_server, disabled), or — when null
+  // — with a ring of its own made here.
+  Proactor(LoopDispatcher& d, unsigned index, std::unique_ptr<UringRing> ring);
   ~Proactor();
   bool ready() const noexcept { return ready_; }
   void loop();
@@ -86,18 +140,28 @@ class Proactor {
  private:
   using Id = ConnectionTable<Conn>::Id;
 
+  unsigned publish_sqes() noexcept;
+  int enter(unsigned to_submit, unsigned min_complete, unsigned flags, io_uring_getevents_arg* arg);
+  bool submit_and_wait(const Clock::duration* timeout);
+  void reap();
   io_uring_sqe* get_sqe();
+  void target(io_uring_sqe* sqe, const Conn& c);
   void arm_accept();
   void arm_wake();
   void arm_recv(Id id, Conn& c);
   void cancel_recv(Id id, Conn& c);
   void start_send(Id id, Conn& c);
+  bool start_staged_send(Id id, Conn& c, std::span<const iovec> iov);
   void recycle(uint16_t bid);
+  void take_file_slot(Conn& c);
+  void release_file_slot(Conn& c);
 
   void on_cqe(const io_uring_cqe& cqe);
   void on_accept(const io_uring_cqe& cqe);
   void on_recv(Id id, const io_uring_cqe& cqe);
-  void on_send(Id id, const io_uring_cqe& cqe);
+  void on_send_zc(Id id, const io_uring_cqe& cqe);
+  void on_staged(unsigned slot, const io_uring_cqe& cqe);
+  void send_done(Id id, Conn& c, int result);
   void service(Id id, Conn& c);
   void end_cleanly(Id id, Conn& c);
   void abort(Id id, Conn& c);
@@ -110,11 +174,11 @@ class Proactor {
   const unsigned index_;
   const int listen_fd_;
   const int wake_fd_;
-  io_uring ring_{};
+  ThreadStats& stats_;
+  const UringRingPlan plan_;
+  const std::unique_ptr<UringRing> ring_;
+  io_uring& r_;
   bool ready_ = false;
-  io_uring_buf_ring* buf_ring_ = nullptr;
-  size_t buf_ring_bytes_ = 0;
-  uint8_t* buffers_ = nullptr;
   bool accept_armed_ = false;
   bool wake_armed_ = false;
   bool draining_ = false;
@@ -126,20 +190,27 @@ class Proactor {
   TimerWheel wheel_;
   TurnQueue queued_;  // connections something happened to this turn
   std::vector<std::unique_ptr<SendBuffer>> spare_sends_;
+  std::vector<int> free_file_slots_;       // --uring-fixed-files
+  std::vector<unsigned> free_send_slots_;  // --uring-registered-buffers
+  std::vector<Id> send_slot_owner_;        // the connection a staged send's result goes to
 };
 
 class UringDispatcher final : public LoopDispatcher {
  public:
-  explicit UringDispatcher(const DispatchContext& context) : LoopDispatcher(context) {
-    log_line("uring: %s, %u ring(s)",
-             context.options.uring_sqpoll ? "io_uring with SQPOLL"
-                                          : probe_io_uring().describe().c_str(),
-             group.size());
+  explicit UringDispatcher(const DispatchContext& context)
+      : LoopDispatcher(context), rings_(take_prepared_uring_rings()) {
+    if (rings_.size() != group.size()) rings_.clear();  // not prepared: each proactor makes its own
+    UringRingPlan in_effect = plan_uring_ring(context.options);
+    if (!rings_.empty()) {  // what the kernel gave (the same, unless it clamped)
+      in_effect.sq_entries = rings_.front()->sq_entries;
+      in_effect.cq_entries = rings_.front()->cq_entries;
+    }
+    log_line("uring: %s", describe_uring_plan(in_effect, group.size()).c_str());
   }
 
   void run() override {
     run_loops("uring", [this](unsigned i) {
-      Proactor p(*this, i);
+      Proactor p(*this, i, rings_.empty() ? nullptr : std::move(rings_[i]));
       if (p.ready()) {
         p.loop();
       } else {
@@ -147,107 +218,176 @@ class UringDispatcher final : public LoopDispatcher {
       }
     });
   }
+
+ private:
+  // Made by create_server (prepare_uring_rings), one per loop; each moves
+  // to its proactor's thread.
+  std::vector<std::unique_ptr<UringRing>> rings_;
 };
 
-// Completions outstanding at once are bounded: each recv completion holds a
-// provided buffer (and one more ends a recv), each connection has at most
-// one send and one cancel, and accepts are one per connection. Sized for
-// that, the CQ never overflows; should it anyway, the kernel keeps the
-// completions (IORING_FEAT_NODROP, checked by the probe) and liburing flushes
-// them on the next peek.
-unsigned cq_entries_for(const ServerOptions& options) {
-  const size_t connections = options.max_connections + ConnectionLimit::kMaxRefusing;
-  const size_t want = 2 * kRecvBuffers + 4 * connections + 64;
-  unsigned entries = 4096;
-  while (entries < want && entries < 65536) entries <<= 1;
-  return entries;
-}
-
-Proactor::Proactor(LoopDispatcher& d, unsigned index)
+Proactor::Proactor(LoopDispatcher& d, unsigned index, std::unique_ptr<UringRing> ring)
     : d_(d),
       options_(d.context.options),
       index_(index),
       listen_fd_(d.group.listener(index)),
       wake_fd_(d.group.wake_fd(index)),
+      stats_(d.thread_stats(index)),
+      plan_(plan_uring_ring(d.context.options)),
+      ring_(ring ? std::move(ring) : std::make_unique<UringRing>()),
+      r_(ring_->ring),
       now_(Clock::now()),
       wheel_(make_loop_timer_wheel(now_)) {
-  const UringSupport& support = probe_io_uring();
-  io_uring_params p{};
-  p.flags = IORING_SETUP_CQSIZE | IORING_SETUP_CLAMP;
-  if (options_.uring_sqpoll) {
-    p.flags |= IORING_SETUP_SQPOLL;
-    p.sq_thread_idle = 100;  // ms of idleness before the kernel thread sleeps
-  } else {
-    p.flags |= support.setup_flags;  // created here, on the thread that submits
+  if (!ring_->is_open()) {
+    if (const std::string why = ring_->open(plan_); !why.empty()) {
+      log_line("uring proactor %u: %s", index, why.c_str());
+      return;
+    }
   }
-  p.cq_entries = cq_entries_for(options_);
-  if (const int rc = io_uring_queue_init_params(kSqEntries, &ring_, &p); rc != 0) {
-    log_line("uring proactor %u: io_uring_queue_init: %s", index, std::strerror(-rc));
+  // Enabled here, on the thread that submits (SINGLE_ISSUER, DEFER_TASKRUN).
+  if (const std::string why = ring_->enable(); !why.empty()) {
+    log_line("uring proactor %u: %s", index, why.c_str());
+    ring_->close();
     return;
   }
-  io_uring_register_ring_fd(&ring_);  // saves an fd lookup per io_uring_enter; optional
-
-  // The provided-buffer ring (liburing 2.3 has no io_uring_setup_buf_ring):
-  // page-aligned ring memory, registered, then filled with every buffer.
-  buf_ring_bytes_ = kRecvBuffers * sizeof(io_uring_buf);
-  void* ring_mem = ::mmap(nullptr, buf_ring_bytes_, PROT_READ | PROT_WRITE,
-                          MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  // Populated now: the pool is a fixed cost of the ring, paid at start
-  // rather than as page faults on the receive path.
-  void* buffers = ::mmap(nullptr, size_t{kRecvBuffers} * kRecvBufferSize, PROT_READ | PROT_WRITE,
-                         MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
-  if (ring_mem == MAP_FAILED || buffers == MAP_FAILED) {
-    log_line("uring proactor %u: cannot map receive buffers", index);
-    if (ring_mem != MAP_FAILED) ::munmap(ring_mem, buf_ring_bytes_);
-    if (buffers != MAP_FAILED) ::munmap(buffers, size_t{kRecvBuffers} * kRecvBufferSize);
-    io_uring_queue_exit(&ring_);
-    return;
-  }
-  buf_ring_ = static_cast<io_uring_buf_ring*>(ring_mem);
-  buffers_ = static_cast<uint8_t*>(buffers);
-  io_uring_buf_reg reg{};
-  reg.ring_addr = reinterpret_cast<uintptr_t>(buf_ring_);
-  reg.ring_entries = kRecvBuffers;
-  reg.bgid = kBufferGroup;
-  if (const int rc = io_uring_register_buf_ring(&ring_, &reg, 0); rc != 0) {
-    log_line("uring proactor %u: io_uring_register_buf_ring: %s", index, std::strerror(-rc));
-    io_uring_queue_exit(&ring_);
-    ::munmap(buf_ring_, buf_ring_bytes_);
-    ::munmap(buffers_, size_t{kRecvBuffers} * kRecvBufferSize);
-    buf_ring_ = nullptr;
-    return;
-  }
-  io_uring_buf_ring_init(buf_ring_);
-  const int mask = io_uring_buf_ring_mask(kRecvBuffers);
-  for (unsigned i = 0; i < kRecvBuffers; ++i) {
-    io_uring_buf_ring_add(buf_ring_, buffers_ + size_t{i} * kRecvBufferSize, kRecvBufferSize,
-                          static_cast<uint16_t>(i), mask, static_cast<int>(i));
-  }
-  io_uring_buf_ring_advance(buf_ring_, kRecvBuffers);
   ready_ = true;
+  for (int i = static_cast<int>(plan_.file_slots) - 1; i >= 0; --i) free_file_slots_.push_back(i);
+  for (unsigned i = plan_.send_slots; i-- > 0;) free_send_slots_.push_back(i);
+  send_slot_owner_.assign(plan_.send_slots, 0);
 }
 
 Proactor::~Proactor() {
   if (!ready_) return;
   // Only reached with connections left if the loop failed: the ring's exit
-  // cancels their operations before the sessions go.
+  // (UringRing) cancels their operations; the sockets close after it.
   const std::vector<Id> left = conns_.ids();
-  io_uring_queue_exit(&ring_);
+  ring_->close();
   for (Id id : left) {
     ::close(conns_.find(id)->fd);
     conns_.remove(id);
   }
-  ::munmap(buf_ring_, buf_ring_bytes_);
-  ::munmap(buffers_, size_t{kRecvBuffers} * kRecvBufferSize);
+}
+
+// Makes the SQEs prepared since the last call visible to the kernel: fills
+// the SQ index array for them (liburing 2.3 keeps it 1:1, so this writes
+// what is there already, but the loop does not rely on that) and stores the
+// new tail with release semantics. No syscall. Returns how many entries the
+// kernel has not consumed yet.
+unsigned Proactor::publish_sqes() noexcept {
+  io_uring_sq& sq = r_.sq;
+  const unsigned tail = sq.sqe_tail;
+  if (sq.sqe_head != tail) {
+    for (unsigned i = sq.sqe_head; i != tail; ++i) sq.array[i & sq.ring_mask] = i & sq.ring_mask;
+    sq.sqe_head = tail;
+    io_uring_smp_store_release(sq.ktail, tail);
+  }
+  return tail - io_uring_smp_load_acquire(sq.khead);
+}
+
+// The loop's one way into io_uring_enter, counted.
+int Proactor::enter(unsigned to_submit, unsigned min_complete, unsigned flags,
+                    io_uring_getevents_arg* arg) {
+  unsigned fd = static_cast<unsigned>(r_.ring_fd);
+  if (ring_->ring_fd_registered) {
+    fd = static_cast<unsigned>(r_.enter_ring_fd);
+    flags |= IORING_ENTER_REGISTERED_RING;
+  }
+  stats_.syscalls.add();
+  if (arg != nullptr) {
+    return io_uring_enter2(fd, to_submit, min_complete, flags | IORING_ENTER_EXT_ARG,
+                           reinterpret_cast<sigset_t*>(arg), sizeof *arg);
+  }
+  return io_uring_enter2(fd, to_submit, min_complete, flags, nullptr, _NSIG / 8);
+}
+
+// Submits what the turn prepared and waits for a completion if none is
+// ready, in at most one io_uring_enter. Returns false on an error the loop
+// cannot go on after (logged).
+bool Proactor::submit_and_wait(const Clock::duration* timeout) {
+  const unsigned pending = publish_sqes();
+  const bool sqpoll = plan_.sqpoll;
+  unsigned flags = 0;
+  bool to_submit = pending != 0;
+  if (sqpoll && to_submit) {
+    // The kernel thread takes the new tail by itself unless it went to
+    // sleep (idle); the full barrier orders the tail store before the
+    // flags load, as the kernel orders the flag store before its last look
+    // at the tail.
+    io_uring_smp_mb();
+    if (IO_URING_READ_ONCE(*r_.sq.kflags) & IORING_SQ_NEED_WAKEUP) {
+      flags |= IORING_ENTER_SQ_WAKEUP;
+    } else {
+      to_submit = false;
+    }
+  }
+  const bool wait = io_uring_cq_ready(&r_) == 0;
+  // Completions the kernel holds back (CQ overflow) or task work it flagged
+  // (COOP_TASKRUN|TASKRUN_FLAG) are only posted from io_uring_enter.
+  const bool flush =
+      (IO_URING_READ_ONCE(*r_.sq.kflags) & (IORING_SQ_CQ_OVERFLOW | IORING_SQ_TASKRUN)) != 0;
+  if (!wait && !to_submit && !flush) return true;  // no syscall this turn
+  if (wait || flush) flags |= IORING_ENTER_GETEVENTS;
+  const unsigned submit_count = sqpoll ? 0 : pending;
+  int rc;
+  if (wait) {
+    __kernel_timespec ts{};
+    io_uring_getevents_arg arg{};
+    arg.sigmask_sz = _NSIG / 8;
+    if (timeout != nullptr) {
+      const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(*timeout).count();
+      ts.tv_sec = ns / 1000000000;
+      ts.tv_nsec = ns % 1000000000;
+      arg.ts = reinterpret_cast<uint64_t>(&ts);
+    }
+    stats_.waits.add();
+    rc = enter(submit_count, 1, flags, &arg);
+  } else {
+    rc = enter(submit_count, 0, flags, nullptr);
+  }
+  if (rc < 0 && rc != -ETIME && rc != -EINTR && rc != -EBUSY && rc != -EAGAIN) {
+    log_line("uring proactor %u: io_uring_enter: %s", index_, std::strerror(-rc));
+    return false;
+  }
+  return true;
+}
+
+void Proactor::reap() {
+  uint64_t reaped = 0;
+  while (const unsigned ready = io_uring_cq_ready(&r_)) {
+    const unsigned n = std::min(ready, kCqeBatch);
+    const unsigned head = *r_.cq.khead;
+    // The slots stay ours until cq_advance: on_cqe may enter the kernel (a
+    // full SQ), which may post more completions behind these.
+    for (unsigned i = 0; i < n; ++i) on_cqe(r_.cq.cqes[(head + i) & r_.cq.ring_mask]);
+    io_uring_cq_advance(&r_, n);
+    reaped += n;
+  }
+  stats_.events.add(reaped);
 }
 
 io_uring_sqe* Proactor::get_sqe() {
-  io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
-  while (sqe == nullptr) {  // the SQ is full: hand it to the kernel and retry
-    io_uring_submit(&ring_);
-    sqe = io_uring_get_sqe(&ring_);
+  io_uring_sqe* sqe = io_uring_get_sqe(&r_);
+  while (sqe == nullptr) {
+    // The SQ is full: hand it to the kernel (with SQPOLL, wake its thread
+    // if needed and wait until it made room), then retry.
+    const unsigned pending = publish_sqes();
+    if (plan_.sqpoll) {
+      enter(0, 0, IORING_ENTER_SQ_WAKEUP | IORING_ENTER_SQ_WAIT, nullptr);
+    } else {
+      enter(pending, 0, 0, nullptr);
+    }
+    sqe = io_uring_get_sqe(&r_);
   }
   return sqe;
+}
+
+// Names the connection's socket: its fixed-file slot, or its fd.
+void Proactor::target(io_uring_sqe* sqe, const Conn& c) {
+  if (c.file_slot >= 0) {
+    sqe->fd = c.file_slot;
+    sqe->flags |= IOSQE_FIXED_FILE;
+  } else {
+    sqe->fd = c.fd;
+  }
 }
 
 void Proactor::arm_accept() {
@@ -267,6 +407,7 @@ void Proactor::arm_wake() {
 void Proactor::arm_recv(Id id, Conn& c) {
   io_uring_sqe* sqe = get_sqe();
   io_uring_prep_recv_multishot(sqe, c.fd, nullptr, 0, 0);
+  target(sqe, c);
   sqe->flags |= IOSQE_BUFFER_SELECT;
   sqe->buf_group = kBufferGroup;
   io_uring_sqe_set_data64(sqe, tag(id, kRecv));
@@ -281,6 +422,10 @@ void Proactor::cancel_recv(Id id, Conn& c) {
 }
 
 void Proactor::start_send(Id id, Conn& c) {
+  const auto pending = c.session->pending_output();
+  const auto iov = pending.first(std::min(pending.size(), kMaxSendIov));
+  stats_.writes.add();
+  if (!free_send_slots_.empty() && start_staged_send(id, c, iov)) return;
   if (spare_sends_.empty()) {
     c.send = std::make_unique<SendBuffer>();
   } else {
@@ -289,50 +434,103 @@ void Proactor::start_send(Id id, Conn& c) {
   }
   // The iovec array is copied (the queue's own may move as the engine adds
   // output meanwhile); the bytes it points at stay put until on_written().
-  const auto iov = c.session->pending_output();
-  const size_t n = std::min(iov.size(), kMaxSendIov);
-  std::copy_n(iov.begin(), n, c.send->iov);
+  std::copy(iov.begin(), iov.end(), c.send->iov);
   c.send->msg = msghdr{};
   c.send->msg.msg_iov = c.send->iov;
-  c.send->msg.msg_iovlen = n;
+  c.send->msg.msg_iovlen = iov.size();
+  c.offered = 0;
+  for (const iovec& v : iov) c.offered += v.iov_len;
   io_uring_sqe* sqe = get_sqe();
-  io_uring_prep_sendmsg(sqe, c.fd, &c.send->msg, MSG_NOSIGNAL);
-  io_uring_sqe_set_data64(sqe, tag(id, kSend));
+  if (plan_.send_zc_threshold != 0 && c.offered >= plan_.send_zc_threshold) {
+    // The pages are sent from where they are; they must stay untouched —
+    // the output unconsumed — until the notification says the kernel let go.
+    io_uring_prep_sendmsg_zc(sqe, c.fd, &c.send->msg, MSG_NOSIGNAL);
+    io_uring_sqe_set_data64(sqe, tag(id, kSendZc));
+    c.sending = Sending::kMsgZc;
+  } else {
+    io_uring_prep_sendmsg(sqe, c.fd, &c.send->msg, MSG_NOSIGNAL);
+    io_uring_sqe_set_data64(sqe, tag(id, kSend));
+    c.sending = Sending::kMsg;
+  }
+  target(sqe, c);
+}
+
+// Copies the start of the output into a free staging slot and sends it
+// from there with SEND_ZC on registered buffer 0. Returns false (nothing
+// done) when there is nothing to copy.
+bool Proactor::start_staged_send(Id id, Conn& c, std::span<const iovec> iov) {
+  const unsigned slot = free_send_slots_.back();
+  uint8_t* const start = ring_->send_slot(slot);
+  size_t copied = 0;
+  for (const iovec& v : iov) {
+    const size_t n = std::min<size_t>(v.iov_len, plan_.send_slot_size - copied);
+    std::memcpy(start + copied, v.iov_base, n);
+    copied += n;
+    if (copied == plan_.send_slot_size) break;
+  }
+  if (copied == 0) return false;
+  free_send_slots_.pop_back();
+  send_slot_owner_[slot] = id;
+  io_uring_sqe* sqe = get_sqe();
+  io_uring_prep_send_zc_fixed(sqe, c.fd, start, copied, MSG_NOSIGNAL, 0, 0);
+  target(sqe, c);
+  io_uring_sqe_set_data64(sqe, tag(slot, kStaged));
+  c.sending = Sending::kStaged;
+  c.offered = copied;
+  return true;
 }
 
 void Proactor::recycle(uint16_t bid) {
-  io_uring_buf_ring_add(buf_ring_, buffers_ + size_t{bid} * kRecvBufferSize, kRecvBufferSize, bid,
-                        io_uring_buf_ring_mask(kRecvBuffers), 0);
-  io_uring_buf_ring_advance(buf_ring_, 1);
+  io_uring_buf_ring_add(ring_->buf_ring, ring_->recv_buffer(bid), plan_.recv_buffer_size, bid,
+                        io_uring_buf_ring_mask(plan_.recv_buffers), 0);
+  io_uring_buf_ring_advance(ring_->buf_ring, 1);
+}
+
+// Registers the connection's socket in a free slot of the ring's file table
+// (one io_uring_register call). Without a slot — the table is sized for the
+// connection limit, so only if the kernel refused — it is named by its fd.
+void Proactor::take_file_slot(Conn& c) {
+  if (free_file_slots_.empty()) return;
+  const int slot = free_file_slots_.back();
+  stats_.syscalls.add();
+  const int rc = io_uring_register_files_update(&r_, static_cast<unsigned>(slot), &c.fd, 1);
+  if (rc != 1) {
+    static std::atomic<bool> logged{false};
+    if (!logged.exchange(true)) {
+      log_line("uring proactor %u: registering a socket as a fixed file failed (%s); such "
+               "connections use their fd",
+               index_, std::strerror(rc < 0 ? -rc : EIO));
+    }
+    return;
+  }
+  free_file_slots_.pop_back();
+  c.file_slot = slot;
+}
+
+void Proactor::release_file_slot(Conn& c) {
+  if (c.file_slot < 0) return;
+  int none = -1;
+  stats_.syscalls.add();
+  io_uring_register_files_update(&r_, static_cast<unsigned>(c.file_slot), &none, 1);
+  free_file_slots_.push_back(c.file_slot);
+  c.file_slot = -1;
 }
 
 void Proactor::loop() {
   arm_wake();
   arm_accept();
-  io_uring_cqe* cqes[kCqeBatch];
   while (true) {
     if (d_.group.stopping() && !draining_) begin_stop();
-    if (draining_ && conns_.empty() && !accept_armed_) break;
-
-    __kernel_timespec ts{};
-    const auto next = wheel_.until_next(Clock::now());
-    if (next) {
-      const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(*next).count();
-      ts.tv_sec = ns / 1000000000;
-      ts.tv_nsec = ns % 1000000000;
-    }
-    io_uring_cqe* first = nullptr;
-    const int rc = io_uring_submit_and_wait_timeout(&ring_, &first, 1, next ? &ts : nullptr, nullptr);
-    if (rc < 0 && rc != -ETIME && rc != -EINTR && rc != -EBUSY) {
-      log_line("uring proactor %u: io_uring_submit_and_wait_timeout: %s", index_,
-               std::strerror(-rc));
+    // Staging slots are the ring's: their notifications are waited for too.
+    if (draining_ && conns_.empty() && !accept_armed_ &&
+        free_send_slots_.size() == plan_.send_slots) {
       break;
     }
+
+    const std::optional<Clock::duration> next = wheel_.until_next(Clock::now());
+    if (!submit_and_wait(next ? &*next : nullptr)) break;
     now_ = Clock::now();
-    while (const unsigned n = io_uring_peek_batch_cqe(&ring_, cqes, kCqeBatch)) {
-      for (unsigned i = 0; i < n; ++i) on_cqe(*cqes[i]);
-      io_uring_cq_advance(&ring_, n);
-    }
+    reap();
     note_overflow();
 
     expire_timeouts(
@@ -345,7 +543,7 @@ void Proactor::loop() {
 }
 
 void Proactor::note_overflow() {
-  const unsigned overflow = IO_URING_READ_ONCE(*ring_.cq.koverflow);
+  const unsigned overflow = IO_URING_READ_ONCE(*r_.cq.koverflow);
   if (overflow != overflow_seen_) {
     log_line("uring proactor %u: the completion queue overflowed (%u completions waited in the "
              "kernel); raise its size",
@@ -367,7 +565,13 @@ void Proactor::on_cqe(const io_uring_cqe& cqe) {
       on_recv(id, cqe);
       break;
     case kSend:
-      on_send(id, cqe);
+      if (Conn* c = conns_.find(id)) send_done(id, *c, cqe.res);
+      break;
+    case kSendZc:
+      on_send_zc(id, cqe);
+      break;
+    case kStaged:
+      on_staged(static_cast<unsigned>(id), cqe);
       break;
     case kCancel:
       if (Conn* c = conns_.find(id)) {
@@ -395,15 +599,20 @@ void Proactor::on_accept(const io_uring_cqe& cqe) {
     return;
   }
   if (draining_) {
+    stats_.syscalls.add();
     ::close(cqe.res);  // accepted while the cancel was on its way
     return;
   }
-  std::optional<NewConnection> nc = admit_connection(cqe.res, d_.limit, d_.context, &d_.thread_stats(index_));
+  // admit_connection sets TCP_NODELAY (one setsockopt) on a connection it
+  // returns, and closes the socket of one it drops.
+  std::optional<NewConnection> nc = admit_connection(cqe.res, d_.limit, d_.context, &stats_);
+  stats_.syscalls.add();
   if (!nc) return;
   auto owned = std::make_unique<Conn>(std::move(*nc), options_, now_);
   Conn& c = *owned;
   const Id id = conns_.add(std::move(owned));
   c.timer.key = id;
+  if (plan_.file_slots != 0) take_file_slot(c);
   schedule_timeout(c, wheel_);
   arm_recv(id, c);
 }
@@ -411,17 +620,23 @@ void Proactor::on_accept(const io_uring_cqe& cqe) {
 void Proactor::on_recv(Id id, const io_uring_cqe& cqe) {
   Conn* c = conns_.find(id);
   if (c != nullptr && !(cqe.flags & IORING_CQE_F_MORE)) c->recv_armed = false;
+  if (cqe.res >= 0) stats_.reads.add();
+  if (cqe.res == -ENOBUFS) stats_.buffer_exhaustion.add();
   if (cqe.res > 0 && (cqe.flags & IORING_CQE_F_BUFFER)) {
     const auto bid = static_cast<uint16_t>(cqe.flags >> IORING_CQE_BUFFER_SHIFT);
-    const uint8_t* data = buffers_ + size_t{bid} * kRecvBufferSize;
+    const uint8_t* data = ring_->recv_buffer(bid);
     const size_t size = static_cast<size_t>(cqe.res);
     if (c == nullptr || c->closing || c->lingering) {
       // discarded
-    } else if (!c->session->wants_read()) {
-      c->held.insert(c->held.end(), data, data + size);  // the cancel is on its way
     } else {
-      c->session->on_data({data, size});
-      c->deadlines.on_input(now_, c->session->handshake_done());
+      if (!c->session->wants_read()) {
+        c->held.insert(c->held.end(), data, data + size);  // the cancel is on its way
+      } else {
+        c->session->on_data({data, size});
+        c->deadlines.on_input(now_, c->session->handshake_done());
+      }
+      // The kernel leaves quick-ack mode by itself: set it again per read.
+      if (rearm_quickack(c->fd, options_)) stats_.syscalls.add();
     }
     recycle(bid);  // the session kept no pointer into it
   }
@@ -442,19 +657,45 @@ void Proactor::on_recv(Id id, const io_uring_cqe& cqe) {
   queued_.add(id, *c);
 }
 
-void Proactor::on_send(Id id, const io_uring_cqe& cqe) {
+// A sendmsg_zc completes twice: its result (IORING_CQE_F_MORE set when a
+// notification follows) and its notification (IORING_CQE_F_NOTIF), after
+// which the kernel no longer reads the pages. Only then is the output
+// consumed and the send over.
+void Proactor::on_send_zc(Id id, const io_uring_cqe& cqe) {
   Conn* c = conns_.find(id);
   if (c == nullptr) return;
-  spare_sends_.push_back(std::move(c->send));
-  if (cqe.res < 0) {
-    abort(id, *c);  // EPIPE, ECONNRESET: the peer is gone
+  if (cqe.flags & IORING_CQE_F_NOTIF) {
+    send_done(id, *c, c->zc_result);
+  } else if (cqe.flags & IORING_CQE_F_MORE) {
+    c->zc_result = cqe.res;
+  } else {
+    send_done(id, *c, cqe.res);  // failed before any page was taken: no notification
+  }
+}
+
+// A staged send's octets were copied: its result ends the connection's send
+// (the output is consumed now); its notification frees the slot.
+void Proactor::on_staged(unsigned slot, const io_uring_cqe& cqe) {
+  if (slot >= send_slot_owner_.size()) return;
+  if (!(cqe.flags & IORING_CQE_F_MORE)) free_send_slots_.push_back(slot);  // last completion
+  if (cqe.flags & IORING_CQE_F_NOTIF) return;
+  const Id id = send_slot_owner_[slot];
+  if (Conn* c = conns_.find(id)) send_done(id, *c, cqe.res);
+}
+
+void Proactor::send_done(Id id, Conn& c, int result) {
+  c.sending = Sending::kNone;
+  if (c.send) spare_sends_.push_back(std::move(c.send));
+  if (result < 0) {
+    abort(id, c);  // EPIPE, ECONNRESET: the peer is gone
     return;
   }
-  if (!c->closing) {
-    c->session->on_written(static_cast<size_t>(cqe.res));
-    c->deadlines.on_write(now_, cqe.res > 0, c->session->wants_write());
+  if (static_cast<size_t>(result) < c.offered) stats_.partial_writes.add();
+  if (!c.closing) {
+    c.session->on_written(static_cast<size_t>(result));
+    c.deadlines.on_write(now_, result > 0, c.session->wants_write());
   }
-  queued_.add(id, *c);
+  queued_.add(id, c);
 }
 
 // Once per turn for each connection something happened to.
@@ -464,6 +705,7 @@ void Proactor::service(Id id, Conn& c) {
     return;
   }
   Session& s = *c.session;
+  const bool sending = c.sending != Sending::kNone;
   if (!c.lingering) {
     if (!c.held.empty() && s.wants_read()) {
       std::vector<uint8_t> held;
@@ -471,11 +713,11 @@ void Proactor::service(Id id, Conn& c) {
       s.on_data(held);
       c.deadlines.on_input(now_, c.session->handshake_done());
     }
-    if (!c.send && s.wants_write()) {
+    if (!sending && s.wants_write()) {
       start_send(id, c);
       c.deadlines.on_write(now_, false, true);
     }
-    if (!c.send && s.wants_close()) {
+    if (c.sending == Sending::kNone && s.wants_close()) {
       log_close_reason(c);
       end_cleanly(id, c);
       return;
@@ -487,7 +729,7 @@ void Proactor::service(Id id, Conn& c) {
   } else if (!want_input && c.recv_armed && !c.cancel_pending && !c.peer_eof) {
     cancel_recv(id, c);  // backpressure: stop reading until the output drains
   }
-  if (!c.send && !s.wants_write()) s.trim();
+  if (c.sending == Sending::kNone && !s.wants_write()) s.trim();
   schedule_timeout(c, wheel_);
 }
 
@@ -495,7 +737,8 @@ void Proactor::end_cleanly(Id id, Conn& c) {
   if (!begin_linger(c, wheel_, now_)) {
     abort(id, c);
   } else {
-    queued_.add(id, c);  // re-arms the recv if it was paused
+    stats_.syscalls.add();  // begin_linger's shutdown(SHUT_WR)
+    queued_.add(id, c);     // re-arms the recv if it was paused
   }
 }
 
@@ -507,7 +750,8 @@ void Proactor::abort(Id id, Conn& c) {
   if (!c.closing) {
     c.closing = true;
     wheel_.disarm(c.timer);
-    if (c.recv_armed || c.send || c.cancel_pending) {
+    if (c.recv_armed || c.sending != Sending::kNone || c.cancel_pending) {
+      stats_.syscalls.add();
       ::shutdown(c.fd, SHUT_RDWR);
       if (c.recv_armed && !c.cancel_pending) cancel_recv(id, c);
     }
@@ -516,9 +760,12 @@ void Proactor::abort(Id id, Conn& c) {
 }
 
 void Proactor::finish_if_released(Id id, Conn& c) {
-  if (!c.closing || c.recv_armed || c.send || c.cancel_pending) return;
-  // No operation on this fd is in the kernel or still in the SQ (the flags
-  // are set when an SQE is prepared), so its number may be reused now.
+  if (!c.closing || c.recv_armed || c.sending != Sending::kNone || c.cancel_pending) return;
+  // No operation on this socket is in the kernel or still in the SQ (the
+  // flags are set when an SQE is prepared), so its slot and fd number may
+  // be reused now. The slot first: the table holds the socket open.
+  release_file_slot(c);
+  stats_.syscalls.add();
   ::close(c.fd);
   conns_.remove(id);
 }
