@@ -92,8 +92,11 @@ void LoopDispatcher::run_loops(const char* name, const std::function<void(unsign
 
 void LoopGroup::stop() noexcept {
   stopping_.store(true, std::memory_order_release);
-  // As the server does with its own listener: accept nothing more.
-  for (int fd : own_listeners_) ::shutdown(fd, SHUT_RD);
+  // Accept nothing more, on every listener — the server's own too: when a
+  // loop fails to start and stops the group, clients must be refused at
+  // once rather than left in a backlog nobody serves (Server::stop() shuts
+  // it down again; that is harmless).
+  for (int fd : listeners_) ::shutdown(fd, SHUT_RD);
   for (int fd : wake_fds_) {
     const uint64_t one = 1;
     [[maybe_unused]] const ssize_t n = ::write(fd, &one, sizeof one);

@@ -31,6 +31,7 @@ constexpr Field kFields[] = {
     {"events", &StatsRegistry::Totals::events, &ThreadStats::events},
     {"buffer_exhaustion", &StatsRegistry::Totals::buffer_exhaustion,
      &ThreadStats::buffer_exhaustion},
+    {"zero_copy_sends", &StatsRegistry::Totals::zero_copy_sends, &ThreadStats::zero_copy_sends},
 };
 
 // RFC 9113 §7, for the "goaways" object's keys.

@@ -100,6 +100,7 @@ struct alignas(64) ThreadStats {  // its own cache lines: no false sharing betwe
   Counter waits;
   Counter events;             // epoll events / completions handled
   Counter buffer_exhaustion;  // uring: a recv found the provided-buffer ring empty
+  Counter zero_copy_sends;    // uring: writes sent zero-copy (--uring-send-zc, registered buffers)
 
   // From the read that brought a request's first octets to the write that
   // handed the last octet of its response to the kernel (server/session.h).
@@ -135,7 +136,8 @@ class StatsRegistry {
   struct Totals {
     uint64_t connections = 0, requests = 0, responses = 0, bytes_in = 0, bytes_out = 0,
              backpressure_pauses = 0, reads = 0, writes = 0, partial_writes = 0, syscalls = 0,
-             waits = 0, events = 0, buffer_exhaustion = 0, latency_total_ns = 0;
+             waits = 0, events = 0, buffer_exhaustion = 0, zero_copy_sends = 0,
+             latency_total_ns = 0;
     std::array<uint64_t, kGoawayCodes> goaways{};
     std::array<uint64_t, LatencyHistogram::kBuckets> latency{};
     void add(const ThreadStats& s) noexcept;

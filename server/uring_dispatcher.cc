@@ -447,6 +447,7 @@ void Proactor::start_send(Id id, Conn& c) {
     io_uring_prep_sendmsg_zc(sqe, c.fd, &c.send->msg, MSG_NOSIGNAL);
     io_uring_sqe_set_data64(sqe, tag(id, kSendZc));
     c.sending = Sending::kMsgZc;
+    stats_.zero_copy_sends.add();
   } else {
     io_uring_prep_sendmsg(sqe, c.fd, &c.send->msg, MSG_NOSIGNAL);
     io_uring_sqe_set_data64(sqe, tag(id, kSend));
@@ -476,6 +477,7 @@ bool Proactor::start_staged_send(Id id, Conn& c, std::span<const iovec> iov) {
   target(sqe, c);
   io_uring_sqe_set_data64(sqe, tag(slot, kStaged));
   c.sending = Sending::kStaged;
+  stats_.zero_copy_sends.add();
   c.offered = copied;
   return true;
 }

@@ -343,19 +343,17 @@ TEST_CASE("counters: N requests are counted once each, /stats is the JSON docs/S
   CHECK(total(json, "connections") == 2);    // h2load's and curl's
   CHECK(total(json, "bytes_in") > 0);
   CHECK(total(json, "bytes_out") > 0);
-  if (d != Dispatch::kUring) {  // TEMPORARY: uring counts its I/O from the next commit
-    CHECK(total(json, "reads") >= 1);
-    // h2load sends 10 requests at a time: their responses share writes.
-    CHECK(total(json, "writes") >= 1);
-    CHECK(total(json, "writes") < kRequests);
-    CHECK(total(json, "syscalls") > 0);
-    if (d == Dispatch::kEpoll || d == Dispatch::kUring) {
-      CHECK(total(json, "waits") >= 1);
-      CHECK(total(json, "events") >= total(json, "waits") / 2);
-    }
-    if (d != Dispatch::kUring) {  // uring's reads and writes are not system calls
-      CHECK(total(json, "syscalls") >= total(json, "reads") + total(json, "writes"));
-    }
+  CHECK(total(json, "reads") >= 1);
+  // h2load sends 10 requests at a time: their responses share writes.
+  CHECK(total(json, "writes") >= 1);
+  CHECK(total(json, "writes") < kRequests);
+  CHECK(total(json, "syscalls") > 0);
+  if (d == Dispatch::kEpoll || d == Dispatch::kUring) {
+    CHECK(total(json, "waits") >= 1);
+    CHECK(total(json, "events") >= total(json, "waits") / 2);
+  }
+  if (d != Dispatch::kUring) {  // uring's reads and writes are not system calls
+    CHECK(total(json, "syscalls") >= total(json, "reads") + total(json, "writes"));
   }
   CHECK(json.find("\"dispatch\": \"" + std::string(server::dispatch_name(d)) + "\"") !=
         std::string::npos);
@@ -387,10 +385,8 @@ TEST_CASE("--write-policy per-response: one write per response, the same bytes")
   INFO(json);
   // Coalesced, 10 pipelined responses share a write; here each has its own
   // (a few more carry the preface's SETTINGS and the handshake).
-  if (d != Dispatch::kUring) {  // TEMPORARY: uring counts its I/O from the next commit
-    CHECK(total(json, "writes") >= kRequests);
-    CHECK(total(json, "writes") <= kRequests + 10);
-  }
+  CHECK(total(json, "writes") >= kRequests);
+  CHECK(total(json, "writes") <= kRequests + 10);
   const auto body = run_process(curl(tls, {server.url() + "bytes/100000", "-o", "/dev/null",
                                            "-w", "%{size_download}"}));
   CHECK(body.output == "100000");
