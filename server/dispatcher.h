@@ -45,17 +45,16 @@ class Dispatcher {
   virtual ConnectionCounts counts() const noexcept { return {}; }
 };
 
-// Returns the dispatcher the options name.
-std::unique_ptr<Dispatcher> make_dispatcher(const DispatchContext& context);
-
-// Why the dispatcher the options name cannot run on this machine (io_uring
-// unavailable, SQPOLL refused), or "" when it can. create_server() reports it.
-std::string dispatcher_unavailable(const ServerOptions& options);
+// Returns the dispatcher the options name, or null with why in `error` —
+// naming the flag to change — when it cannot run here (io_uring unavailable,
+// a ring setting the kernel refuses). create_server() reports it.
+std::unique_ptr<Dispatcher> make_dispatcher(const DispatchContext& context, std::string& error);
 
 // Each dispatcher's factory, defined in its own file.
 std::unique_ptr<Dispatcher> make_blocking_dispatcher(const DispatchContext& context);
 std::unique_ptr<Dispatcher> make_threaded_dispatcher(const DispatchContext& context);
 std::unique_ptr<Dispatcher> make_epoll_dispatcher(const DispatchContext& context);
-std::unique_ptr<Dispatcher> make_uring_dispatcher(const DispatchContext& context);
+std::unique_ptr<Dispatcher> make_uring_dispatcher(const DispatchContext& context,
+                                                  std::string& error);
 
 }  // namespace h2lab::server

@@ -509,17 +509,9 @@ std::string UringRing::enable() {
   return "";
 }
 
-namespace {
-
-// prepare_uring_rings() → take_prepared_uring_rings(): create_server() calls
-// both on its thread, one right after the other (dispatcher_unavailable,
-// then the dispatcher's constructor).
-thread_local std::vector<std::unique_ptr<UringRing>> t_prepared;
-
-}  // namespace
-
-std::string prepare_uring_rings(const ServerOptions& options) {
-  t_prepared.clear();
+std::string prepare_uring_rings(const ServerOptions& options,
+                                std::vector<std::unique_ptr<UringRing>>& rings) {
+  rings.clear();
   const UringSupport& support = probe_io_uring();
   if (!support.available) return "--dispatch uring: io_uring is unavailable here: " + support.why;
   if (options.uring_sqpoll && !support.sqpoll) {
@@ -536,21 +528,16 @@ std::string prepare_uring_rings(const ServerOptions& options) {
            std::to_string(per_ring * count >> 20) + " MiB of buffers, more than the " +
            std::to_string(available >> 20) + " MiB available";
   }
-  std::vector<std::unique_ptr<UringRing>> rings;
   for (size_t i = 0; i < count; ++i) {
     auto ring = std::make_unique<UringRing>();
     if (std::string why = ring->open(plan); !why.empty()) {
+      rings.clear();
       return count > 1 ? why + " (ring " + std::to_string(i + 1) + " of " + std::to_string(count) + ")"
                        : why;
     }
     rings.push_back(std::move(ring));
   }
-  t_prepared = std::move(rings);
   return "";
-}
-
-std::vector<std::unique_ptr<UringRing>> take_prepared_uring_rings() {
-  return std::move(t_prepared);
 }
 
 }  // namespace h2lab::server

@@ -5,7 +5,8 @@
 // reactor backend selector does the same before choosing io_uring.
 //
 // Also the rings the proactors serve with, set up from the io_uring knobs
-// (UringRing) by create_server() before it serves (prepare_uring_rings), so
+// (UringRing) when the dispatcher is made, before it serves
+// (prepare_uring_rings), so
 // that whatever the kernel refuses — a setup flag, an SQPOLL CPU, a file
 // table, registered or locked memory, NAPI — is reported at start, naming
 // the flag, and never met while serving.
@@ -122,17 +123,12 @@ class UringRing {
 };
 
 // Sets up the rings of a `uring` dispatcher with these options, one per
-// loop thread (resolved_threads), disabled, and keeps them for
-// take_prepared_uring_rings() on the same thread. Returns "" when all could
-// be made, else why — naming the flag as //server:main spells it — keeping
-// none. Checks the probe first, and that the buffers of every ring fit in
-// the memory available.
-std::string prepare_uring_rings(const ServerOptions& options);
-
-// The rings the calling thread's last prepare_uring_rings() made (each
-// once; empty after). Rings prepared but never taken — create_server()
-// failed after dispatcher_unavailable() — are freed by the thread's next
-// prepare_uring_rings(), or when it exits.
-std::vector<std::unique_ptr<UringRing>> take_prepared_uring_rings();
+// loop thread (resolved_threads), disabled (each proactor enables its own on
+// its thread), into `rings`. Returns "" when all could be made, else why —
+// naming the flag as //server:main spells it — leaving `rings` empty.
+// Checks the probe first, and that the buffers of every ring fit in the
+// memory available.
+std::string prepare_uring_rings(const ServerOptions& options,
+                                std::vector<std::unique_ptr<UringRing>>& rings);
 
 }  // namespace h2lab::server

@@ -31,8 +31,7 @@ class RunningServer final : public Server {
                  [this](std::unique_ptr<proto::Engine> engine) {
                    return make_session(std::move(engine));
                  },
-                 stats_},
-        dispatcher_(make_dispatcher(context_)) {
+                 stats_} {
     stats_.set_description(
         "\"dispatch\": \"" + std::string(dispatch_name(options_.dispatch)) +
         "\", \"engine\": \"" + std::string(engine_name(options_.engine)) +
@@ -41,13 +40,21 @@ class RunningServer final : public Server {
   }
 
   ~RunningServer() override {
-    stop();
-    wait();
+    if (dispatcher_) {
+      stop();
+      wait();
+    }
     ::close(listener_.fd);
   }
 
-  void start() {
+  // Makes the dispatcher and starts serving; returns why not ("" on
+  // success) — then the server is only to be destroyed.
+  std::string start() {
+    std::string error;
+    dispatcher_ = make_dispatcher(context_, error);
+    if (!dispatcher_) return error;
     thread_ = std::thread([this] { dispatcher_->run(); });
+    return "";
   }
 
   const std::string& url() const noexcept override { return listener_.url; }
@@ -99,7 +106,6 @@ class RunningServer final : public Server {
 
 CreateResult create_server(const ServerOptions& options) {
   if (std::string why = options_conflict(options); !why.empty()) return {nullptr, why};
-  if (std::string why = dispatcher_unavailable(options); !why.empty()) return {nullptr, why};
   // Knobs the kernel may refuse that are applied on serving threads: tried
   // here, so that a refusal fails the start instead of being logged later.
   if (std::string why = check_cpu_pinning(options); !why.empty()) return {nullptr, why};
@@ -120,8 +126,10 @@ CreateResult create_server(const ServerOptions& options) {
   if (!open_listener(options, listener, error)) return {nullptr, error};
   for (const std::string& notice : listener.notices) log_line("%s", notice.c_str());
   auto server = std::make_unique<RunningServer>(options, listener, std::move(tls));
+  // The dispatcher is made before on_listening: a setting it cannot use
+  // (io_uring knobs) fails the start.
+  if (std::string why = server->start(); !why.empty()) return {nullptr, why};
   if (options.on_listening) options.on_listening(server->url());
-  server->start();
   return {std::move(server), ""};
 }
 

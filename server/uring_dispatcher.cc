@@ -197,8 +197,8 @@ class Proactor {
 
 class UringDispatcher final : public LoopDispatcher {
  public:
-  explicit UringDispatcher(const DispatchContext& context)
-      : LoopDispatcher(context), rings_(take_prepared_uring_rings()) {
+  UringDispatcher(const DispatchContext& context, std::vector<std::unique_ptr<UringRing>> rings)
+      : LoopDispatcher(context), rings_(std::move(rings)) {
     if (rings_.size() != group.size()) rings_.clear();  // not prepared: each proactor makes its own
     UringRingPlan in_effect = plan_uring_ring(context.options);
     if (!rings_.empty()) {  // what the kernel gave (the same, unless it clamped)
@@ -220,8 +220,8 @@ class UringDispatcher final : public LoopDispatcher {
   }
 
  private:
-  // Made by create_server (prepare_uring_rings), one per loop; each moves
-  // to its proactor's thread.
+  // Made with the dispatcher (prepare_uring_rings), one per loop; each
+  // moves to its proactor's thread.
   std::vector<std::unique_ptr<UringRing>> rings_;
 };
 
@@ -792,8 +792,15 @@ void Proactor::begin_stop() {
 
 }  // namespace
 
-std::unique_ptr<Dispatcher> make_uring_dispatcher(const DispatchContext& context) {
-  return std::make_unique<UringDispatcher>(context);
+std::unique_ptr<Dispatcher> make_uring_dispatcher(const DispatchContext& context,
+                                                  std::string& error) {
+  // Every ring, with every io_uring knob applied, is made now, on
+  // create_server()'s thread: what the kernel refuses is reported at start,
+  // not met by a proactor while serving.
+  std::vector<std::unique_ptr<UringRing>> rings;
+  error = prepare_uring_rings(context.options, rings);
+  if (!error.empty()) return nullptr;
+  return std::make_unique<UringDispatcher>(context, std::move(rings));
 }
 
 }  // namespace h2lab::server
