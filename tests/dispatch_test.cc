@@ -74,18 +74,6 @@ server::ServerOptions options_for(const Mode& m) {
   return o;
 }
 
-// curl speaking HTTP/2 to the test server, then `args`.
-std::vector<std::string> curl(bool tls, std::vector<std::string> args) {
-  std::vector<std::string> argv = {"curl", "-sS", "--max-time", "10"};
-  if (tls) {
-    argv.insert(argv.end(), {"-k", "--http2"});
-  } else {
-    argv.push_back("--http2-prior-knowledge");
-  }
-  argv.insert(argv.end(), args.begin(), args.end());
-  return argv;
-}
-
 // A client for scripted conversations, over TCP or TLS (ALPN h2, any
 // certificate): buffered frame reads, an optional small receive buffer (a
 // slow reader), bulk writes that stop when the server stops reading.
@@ -252,18 +240,6 @@ std::string runfile(const std::string& path) {
   return std::string(srcdir != nullptr ? srcdir : ".") + "/h2lab/" + path;
 }
 
-// A number of the "totals" object of the server's stats JSON
-// (Server::stats_json(), docs/STATS.md), e.g. total(json, "requests") or
-// total(json, "PROTOCOL_ERROR") inside "goaways"; -1 when absent.
-long long total(const std::string& stats_json, const std::string& field) {
-  const size_t totals = stats_json.find("\"totals\": {");
-  if (totals == std::string::npos) return -1;
-  const std::string key = "\"" + field + "\": ";
-  const size_t at = stats_json.find(key, totals);
-  if (at == std::string::npos || at > stats_json.find("\"threads\": [", totals)) return -1;
-  return std::stoll(stats_json.substr(at + key.size()));
-}
-
 }  // namespace
 
 TEST_CASE("curl gets Hello World") {
@@ -272,7 +248,7 @@ TEST_CASE("curl gets Hello World") {
   [[maybe_unused]] const auto [d, tls] = m;
   INFO(m);
   TestServer server(options_for(m));
-  const auto r = run_process(curl(tls, {"-w", "|%{http_version} %{http_code}", server.url()}));
+  const auto r = run_process(curl_h2(tls, {"-w", "|%{http_version} %{http_code}", server.url()}));
   INFO(r.output);
   CHECK(r.exit_code == 0);
   CHECK(r.output == "Hello World\n|2 200");
@@ -324,7 +300,7 @@ TEST_CASE("counters: N requests are counted once each, /stats is the JSON docs/S
       kRequests);
 
   // The route, through a real client: documented fields only, all of them.
-  const auto fetched = run_process(curl(tls, {server.url() + "stats"}));
+  const auto fetched = run_process(curl_h2(tls, {server.url() + "stats"}));
   REQUIRE(fetched.exit_code == 0);
   const auto checked = run_process(
       {"python3", runfile("tests/stats_schema_check.py"), runfile("docs/STATS.md")}, 10s,
@@ -337,35 +313,35 @@ TEST_CASE("counters: N requests are counted once each, /stats is the JSON docs/S
   // counted once and timed once (the /stats request itself is counted after
   // its answer was rendered).
   const std::string json = fetched.output;
-  CHECK(total(json, "requests") == kRequests);
-  CHECK(total(json, "responses") == kRequests);
-  CHECK(total(json, "count") == kRequests);  // latency samples
-  CHECK(total(json, "connections") == 2);    // h2load's and curl's
-  CHECK(total(json, "bytes_in") > 0);
-  CHECK(total(json, "bytes_out") > 0);
-  CHECK(total(json, "reads") >= 1);
+  CHECK(stats_counter(json, "requests") == kRequests);
+  CHECK(stats_counter(json, "responses") == kRequests);
+  CHECK(stats_counter(json, "count") == kRequests);  // latency samples
+  CHECK(stats_counter(json, "connections") == 2);    // h2load's and curl's
+  CHECK(stats_counter(json, "bytes_in") > 0);
+  CHECK(stats_counter(json, "bytes_out") > 0);
+  CHECK(stats_counter(json, "reads") >= 1);
   // h2load sends 10 requests at a time: their responses share writes.
-  CHECK(total(json, "writes") >= 1);
-  CHECK(total(json, "writes") < kRequests);
-  CHECK(total(json, "syscalls") > 0);
+  CHECK(stats_counter(json, "writes") >= 1);
+  CHECK(stats_counter(json, "writes") < kRequests);
+  CHECK(stats_counter(json, "syscalls") > 0);
   if (d == Dispatch::kEpoll || d == Dispatch::kUring) {
-    CHECK(total(json, "waits") >= 1);
-    CHECK(total(json, "events") >= total(json, "waits") / 2);
+    CHECK(stats_counter(json, "waits") >= 1);
+    CHECK(stats_counter(json, "events") >= stats_counter(json, "waits") / 2);
   }
   if (d != Dispatch::kUring) {  // uring's reads and writes are not system calls
-    CHECK(total(json, "syscalls") >= total(json, "reads") + total(json, "writes"));
+    CHECK(stats_counter(json, "syscalls") >= stats_counter(json, "reads") + stats_counter(json, "writes"));
   }
   CHECK(json.find("\"dispatch\": \"" + std::string(server::dispatch_name(d)) + "\"") !=
         std::string::npos);
 
   // A protocol error: GOAWAY(PROTOCOL_ERROR), counted by code (RFC 9113
   // §6.1: DATA on stream 0).
-  CHECK(total(server.get().stats_json(), "PROTOCOL_ERROR") == -1);
+  CHECK(stats_counter(server.get().stats_json(), "PROTOCOL_ERROR") == -1);
   Client bad(server.port(), tls);
   bad.send(preface() + settings() + frame(proto::FrameType::kData, 0, 0, bytes("x")));
   const auto goaway = bad.read_until(proto::FrameType::kGoaway);
   REQUIRE(goaway);
-  CHECK(total(server.get().stats_json(), "PROTOCOL_ERROR") == 1);
+  CHECK(stats_counter(server.get().stats_json(), "PROTOCOL_ERROR") == 1);
 }
 
 TEST_CASE("--write-policy per-response: one write per response, the same bytes") {
@@ -385,9 +361,9 @@ TEST_CASE("--write-policy per-response: one write per response, the same bytes")
   INFO(json);
   // Coalesced, 10 pipelined responses share a write; here each has its own
   // (a few more carry the preface's SETTINGS and the handshake).
-  CHECK(total(json, "writes") >= kRequests);
-  CHECK(total(json, "writes") <= kRequests + 10);
-  const auto body = run_process(curl(tls, {server.url() + "bytes/100000", "-o", "/dev/null",
+  CHECK(stats_counter(json, "writes") >= kRequests);
+  CHECK(stats_counter(json, "writes") <= kRequests + 10);
+  const auto body = run_process(curl_h2(tls, {server.url() + "bytes/100000", "-o", "/dev/null",
                                            "-w", "%{size_download}"}));
   CHECK(body.output == "100000");
 }
@@ -398,7 +374,7 @@ TEST_CASE("/bytes/10000000 arrives whole through flow control") {
   [[maybe_unused]] const auto [d, tls] = m;
   INFO(m);
   TestServer server(options_for(m));
-  const auto r = run_process(curl(tls, {"--max-time", "30", "-o", "/dev/null", "-w",
+  const auto r = run_process(curl_h2(tls, {"--max-time", "30", "-o", "/dev/null", "-w",
                                         "%{http_code} %{size_download}",
                                         server.url() + "bytes/10000000"}),
                              60s);
@@ -419,7 +395,7 @@ TEST_CASE("a 1 MB /echo comes back intact") {
   const std::string in = temp_path("echo.in");
   const std::string out = temp_path("echo.out");
   std::ofstream(in, std::ios::binary) << body;
-  const auto r = run_process(curl(tls, {"--max-time", "30", "--data-binary", "@" + in, "-o", out,
+  const auto r = run_process(curl_h2(tls, {"--max-time", "30", "--data-binary", "@" + in, "-o", out,
                                         server.url() + "echo"}),
                              60s);
   INFO(r.output);
@@ -450,7 +426,7 @@ TEST_CASE("clients that disconnect mid-response do not disturb the server") {
     for (uint32_t id = 1; id < 2 * 2000; id += 2) requests = requests + get_request(id);
     c.send(requests);
   }
-  CHECK(run_process(curl(tls, {server.url()})).output == "Hello World\n");
+  CHECK(run_process(curl_h2(tls, {server.url()})).output == "Hello World\n");
   require_all_succeeded(run_process(h2load_args(d, server.url(), 2000), 60s), 2000);
 }
 
@@ -493,10 +469,10 @@ TEST_CASE("a client that reads nothing: memory stays bounded, others are served"
   INFO("written " << written << " octets; VmRSS " << rss_before << " -> " << rss_after << " KiB");
   CHECK(written < offered);                        // the server stopped reading
   CHECK(rss_after - rss_before < kRssBoundKib);  // and buffered a bounded amount
-  CHECK(total(server.get().stats_json(), "backpressure_pauses") >= 1);  // and counted it
+  CHECK(stats_counter(server.get().stats_json(), "backpressure_pauses") >= 1);  // and counted it
   if (concurrent(d)) require_all_succeeded(served, 2000);
   slow.close();
-  CHECK(run_process(curl(tls, {server.url()})).output == "Hello World\n");
+  CHECK(run_process(curl_h2(tls, {server.url()})).output == "Hello World\n");
 }
 
 TEST_CASE("above --max-connections a client gets SETTINGS, GOAWAY \"server full\", then a close") {
@@ -532,7 +508,7 @@ TEST_CASE("above --max-connections a client gets SETTINGS, GOAWAY \"server full\
   std::string body;
   for (int attempt = 0; attempt < 20 && body != "Hello World\n"; ++attempt) {
     std::this_thread::sleep_for(50ms);
-    body = run_process(curl(tls, {server.url()})).output;
+    body = run_process(curl_h2(tls, {server.url()})).output;
   }
   CHECK(body == "Hello World\n");
 }
@@ -597,7 +573,7 @@ TEST_CASE("graceful stop finishes a response in progress") {
   ProcessResult download;
   // 30 MB at 20 MB/s: still running when the stop comes.
   std::thread client([&] {
-    download = run_process(curl(tls, {"--max-time", "20", "--limit-rate", "20M", "-o",
+    download = run_process(curl_h2(tls, {"--max-time", "20", "--limit-rate", "20M", "-o",
                                       "/dev/null", "-w", "%{size_download}",
                                       created.server->url() + "bytes/30000000"}),
                            30s);

@@ -230,13 +230,9 @@ std::vector<unsigned> allowed_cpus() {
 // A counter of one serving thread ("epoll-1") or of the totals ("") in
 // Server::stats_json().
 long long stat(const server::Server& s, const std::string& thread, const std::string& counter) {
-  const std::string json = s.stats_json();
-  size_t at = thread.empty() ? json.find("\"totals\"")
-                             : json.find("{\"name\": \"" + thread + "\"");
-  REQUIRE(at != std::string::npos);
-  at = json.find("\"" + counter + "\": ", at);
-  REQUIRE(at != std::string::npos);
-  return std::stoll(json.substr(at + counter.size() + 4));
+  const long long n = stats_counter(s.stats_json(), counter, thread);
+  REQUIRE(n >= 0);
+  return n;
 }
 
 // CPU time (utime + stime) a thread of this process has used.

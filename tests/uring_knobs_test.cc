@@ -117,14 +117,10 @@ struct Totals {
 Totals totals(server::Server& s) {
   const std::string json = s.stats_json();
   INFO(json);
-  const size_t at = json.find("\"totals\": {");
-  REQUIRE(at != std::string::npos);
   auto field = [&](const char* name) {
-    const std::regex re(std::string("\"") + name + "\": ([0-9]+)");
-    std::smatch m;
-    const std::string rest = json.substr(at);
-    REQUIRE(std::regex_search(rest, m, re));
-    return std::stol(m[1]);
+    const long long n = stats_counter(json, name);
+    REQUIRE(n >= 0);
+    return static_cast<long>(n);
   };
   Totals t;
   t.connections = field("connections");
@@ -161,16 +157,6 @@ void h2load(const TestServer& server, long n, int clients = 2, int streams = 10)
                         n);
 }
 
-std::vector<std::string> curl(bool tls, std::vector<std::string> args) {
-  std::vector<std::string> argv = {"curl", "-sS", "--max-time", "30"};
-  if (tls) {
-    argv.insert(argv.end(), {"-k", "--http2"});
-  } else {
-    argv.push_back("--http2-prior-knowledge");
-  }
-  argv.insert(argv.end(), args.begin(), args.end());
-  return argv;
-}
 
 // What GET /bytes/N answers, as the epoll dispatcher sends it (the body
 // is the route's pattern referenced in pieces; its bytes are the route's
@@ -183,7 +169,7 @@ const std::string& reference_bytes(size_t n) {
     o.dispatch = server::Dispatch::kEpoll;
     o.tls = false;
     TestServer reference(o);
-    const auto r = run_process(curl(false, {reference.url() + "bytes/" + std::to_string(n)}), 60s);
+    const auto r = run_process(curl_h2(false, {reference.url() + "bytes/" + std::to_string(n)}, 30), 60s);
     REQUIRE(r.exit_code == 0);
     REQUIRE(r.output.size() == n);
     it = cache.emplace(n, r.output).first;
@@ -193,7 +179,7 @@ const std::string& reference_bytes(size_t n) {
 
 void require_bytes_route(const TestServer& server, bool tls, size_t n) {
   const std::string& expected = reference_bytes(n);
-  const auto r = run_process(curl(tls, {server.url() + "bytes/" + std::to_string(n)}), 60s);
+  const auto r = run_process(curl_h2(tls, {server.url() + "bytes/" + std::to_string(n)}, 30), 60s);
   REQUIRE(r.exit_code == 0);
   REQUIRE(r.output.size() == n);
   CHECK((r.output == expected));  // (not expanded: megabytes)
@@ -313,7 +299,7 @@ TEST_CASE("--uring-buffers and --uring-buffer-size: one small buffer still carri
   const std::string out = temp_path("uring_echo.out");
   std::ofstream(in, std::ios::binary) << body;
   const auto r = run_process(
-      curl(false, {"--data-binary", "@" + in, "-o", out, server.url() + "echo"}), 60s);
+      curl_h2(false, {"--data-binary", "@" + in, "-o", out, server.url() + "echo"}, 30), 60s);
   INFO(r.output);
   REQUIRE(r.exit_code == 0);
   std::ifstream got(out, std::ios::binary);

@@ -85,4 +85,29 @@ void RawClient::close() {
   fd_ = -1;
 }
 
+std::vector<std::string> curl_h2(bool tls, std::vector<std::string> args, int max_time_s) {
+  std::vector<std::string> argv = {"curl", "-sS", "--max-time", std::to_string(max_time_s)};
+  if (tls) {
+    argv.insert(argv.end(), {"-k", "--http2"});
+  } else {
+    argv.push_back("--http2-prior-knowledge");
+  }
+  argv.insert(argv.end(), args.begin(), args.end());
+  return argv;
+}
+
+long long stats_counter(const std::string& stats_json, const std::string& counter,
+                        const std::string& thread) {
+  // The object to look in: "totals" up to the thread list, or one thread's
+  // entry up to the next.
+  const std::string start = thread.empty() ? "\"totals\": {" : "{\"name\": \"" + thread + "\"";
+  const size_t from = stats_json.find(start);
+  if (from == std::string::npos) return -1;
+  const size_t to = stats_json.find(thread.empty() ? "\"threads\": [" : "{\"name\": ", from + 1);
+  const std::string key = "\"" + counter + "\": ";
+  const size_t at = stats_json.find(key, from);
+  if (at == std::string::npos || at > to) return -1;
+  return std::stoll(stats_json.substr(at + key.size()));
+}
+
 }  // namespace h2lab::testing

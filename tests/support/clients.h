@@ -7,6 +7,8 @@
 #include <cstddef>
 #include <cstdint>
 #include <initializer_list>
+#include <string>
+#include <vector>
 
 #include "tests/support/frame_builder.h"
 #include "tests/support/process.h"
@@ -48,5 +50,17 @@ class RawClient {
   int fd_ = -1;
   bool eof_ = false;
 };
+
+// curl speaking HTTP/2 to a test server — h2 over TLS taking any
+// certificate, or h2c with prior knowledge — then `args`, bounded by
+// --max-time.
+std::vector<std::string> curl_h2(bool tls, std::vector<std::string> args, int max_time_s = 10);
+
+// A counter of the server's stats JSON (Server::stats_json() or GET
+// /stats, docs/STATS.md): from "totals", or from one serving thread's entry
+// (`thread` = "epoll-1"); -1 when absent. Names inside nested objects work
+// too ("PROTOCOL_ERROR" of "goaways", "count" of "latency").
+long long stats_counter(const std::string& stats_json, const std::string& counter,
+                        const std::string& thread = "");
 
 }  // namespace h2lab::testing
