@@ -2,7 +2,7 @@
 // ring owns its listener share (as epoll: SO_REUSEPORT or one shared
 // listener), a provided-buffer ring for receives, its connections and timer
 // wheel; with the knobs, also a fixed-file table, a registered send staging
-// area and a NAPI registration (server/io_uring_probe.h sets the ring up
+// area and a NAPI registration (server/uring_ring.h sets the ring up
 // from the options; create_server() made it, disabled, and the proactor
 // enables it on its own thread). No syscall per read or write: the thread
 // only enters the ring.
@@ -78,6 +78,7 @@
 #include "server/connection_table.h"
 #include "server/dispatcher.h"
 #include "server/io_uring_probe.h"
+#include "server/uring_ring.h"
 #include "server/log.h"
 #include "server/loop_connection.h"
 #include "server/loop_group.h"
