@@ -38,6 +38,7 @@ std::optional<NewConnection> admit_connection(int fd, ConnectionLimit& limit,
       log_line("server full and %zu refusals in progress: closing a new connection at once",
                ConnectionLimit::kMaxRefusing);
     }
+    if (stats != nullptr) stats->syscalls.add();  // the close
     ::close(fd);
     return std::nullopt;
   }
@@ -53,6 +54,7 @@ std::optional<NewConnection> admit_connection(int fd, ConnectionLimit& limit,
   }
   if (!session) {
     log_line("no session for a new connection: closing it");
+    if (stats != nullptr) stats->syscalls.add(setup_calls + 1);  // and the close
     ::close(fd);
     return std::nullopt;
   }

@@ -52,11 +52,9 @@
 //                wait helpers are not used: they decide for themselves
 //                whether to enter, so the loop publishes SQEs and enters
 //                itself, and counts each call), the io_uring_register calls
-//                of fixed-file slots, and close, shutdown and setsockopt
-//                (TCP_NODELAY at admission, TCP_QUICKACK). Not counted: ring
-//                setup and teardown, memory allocation, and one of the two
-//                calls (setsockopt, close) for a connection admit_connection
-//                drops after admitting it because no session could be made.
+//                of fixed-file slots, close, shutdown, setsockopt
+//                (TCP_QUICKACK) and what admit_connection makes. Not
+//                counted: ring setup and teardown, memory allocation.
 //   buffer_exhaustion  recv completions with -ENOBUFS
 #include <liburing.h>
 #include <signal.h>  // _NSIG
@@ -606,10 +604,8 @@ void Proactor::on_accept(const io_uring_cqe& cqe) {
     ::close(cqe.res);  // accepted while the cancel was on its way
     return;
   }
-  // admit_connection sets TCP_NODELAY (one setsockopt) on a connection it
-  // returns, and closes the socket of one it drops.
+  // admit_connection counts the system calls it makes (a close when it drops).
   std::optional<NewConnection> nc = admit_connection(cqe.res, d_.limit, d_.context, &stats_);
-  stats_.syscalls.add();
   if (!nc) return;
   auto owned = std::make_unique<Conn>(std::move(*nc), options_, now_);
   Conn& c = *owned;

@@ -46,6 +46,41 @@ expect_usage_error "--epoll-max-events applies to --dispatch epoll only (--dispa
   --epoll-max-events 8 --dispatch blocking
 expect_usage_error "--incoming-cpu needs --cpus" --incoming-cpu on
 grep -q -- '--tls on|off' <<<"$help" || fail "--help lacks --tls"
+expect_usage_error "--threads applies to --dispatch epoll and uring only (--dispatch is blocking)" \
+  --dispatch blocking --threads 2
+expect_usage_error "--cpus: this process may not run on CPU 1000" --cpus 1000
+# io_uring knobs: values, and combinations the options refuse before any ring.
+expect_usage_error "--uring-entries applies to --dispatch uring only (--dispatch is epoll)" \
+  --uring-entries 1024
+expect_usage_error "--uring-entries must be a power of two from 1 to 32768" \
+  --dispatch uring --uring-entries 1000
+expect_usage_error "invalid value 'fast' for --uring-flags; valid: auto, none, or a comma-separated list of coop, single, defer" \
+  --dispatch uring --uring-flags fast
+expect_usage_error "--uring-flags defer needs single as well" --dispatch uring --uring-flags defer
+expect_usage_error "--uring-flags coop and defer cannot be combined with --uring-sqpoll" \
+  --dispatch uring --uring-sqpoll --uring-flags coop
+expect_usage_error "--uring-sqpoll-idle and --uring-sqpoll-cpu need --uring-sqpoll" \
+  --dispatch uring --uring-sqpoll-idle 10
+expect_usage_error "--uring-buffers must be a power of two from 1 to 32768" \
+  --dispatch uring --uring-buffers 100
+expect_usage_error "--uring-buffer-size must be from 512 to 1048576 octets" \
+  --dispatch uring --uring-buffer-size 100
+expect_usage_error "invalid value 'maybe' for --uring-fixed-files: expected on or off" \
+  --dispatch uring --uring-fixed-files maybe
+expect_usage_error "invalid value 'maybe' for --uring-registered-buffers: expected on or off" \
+  --dispatch uring --uring-registered-buffers maybe
+expect_usage_error "invalid value 'x' for --uring-send-zc: expected a whole number" \
+  --dispatch uring --uring-send-zc x
+expect_usage_error "invalid value 'x' for --uring-napi: expected a whole number" \
+  --dispatch uring --uring-napi x
+# Output and measurement knobs.
+expect_usage_error "invalid value 'often' for --write-policy; valid: coalesce, per-response" \
+  --write-policy often
+expect_usage_error "--tls-record-size must be from 512 to 16384 octets" --tls-record-size 100
+expect_usage_error "invalid value '20000' for --tls-record-size: expected a whole number from 0 to 16384" \
+  --tls-record-size 20000
+expect_usage_error "--tls-record-size applies to --tls on only" --tls off --tls-record-size 4096
+expect_usage_error "invalid value 'x' for --stats-interval: expected a whole number" --stats-interval x
 expect_usage_error "invalid value 'maybe' for --tls: expected on or off" --tls maybe
 expect_usage_error "invalid value 'no' for --tls-resumption: expected on or off" --tls-resumption no
 out=$("$main" --port 0 --cert "$TEST_TMPDIR/absent.pem" --key "$TEST_TMPDIR/absent.pem" 2>&1); rc=$?
@@ -90,6 +125,18 @@ body=$(curl -sS --max-time 10 --http2-prior-knowledge "$url")
 [ "$body" = "Hello World" ] || fail "curl got '$body'"
 stop_main
 grep -q "stopped" "$TEST_TMPDIR/main.err" || fail "no 'stopped' line on stderr"
+# The summary on stop counts what was served: curl's one request.
+grep -qE "^  [0-9]+ connections \(0 refused\), 1 requests, 1 responses" "$TEST_TMPDIR/main.err" ||
+  fail "no summary of 1 request on stop: $(cat "$TEST_TMPDIR/main.err")"
+grep -qE "^  latency: mean [0-9.]+ µs" "$TEST_TMPDIR/main.err" || fail "no latency in the summary"
+
+# --stats-interval: one live line per interval while serving.
+start_main --port 0 --tls off --stats-interval 1
+curl -sS --max-time 10 --http2-prior-knowledge "$url" >/dev/null
+for _ in $(seq 30); do grep -q "^h2lab: stats: " "$TEST_TMPDIR/main.err" && break; sleep 0.1; done
+grep -qE "^h2lab: stats: [0-9]+ req/s, [0-9.]+ MB/s out, [0-9]+ connections, " "$TEST_TMPDIR/main.err" ||
+  fail "no live stats line within 3 s: $(cat "$TEST_TMPDIR/main.err")"
+stop_main
 
 # TLS is the default: https, the certificate's fingerprint and pin, client lines.
 start_main --port 0
