@@ -3,17 +3,16 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
-#include <sys/uio.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
-#include <climits>
 #include <cstring>
 
 #include "server/connection_deadlines.h"
 #include "server/log.h"
+#include "server/send_pending.h"
 #include "server/socket_options.h"
 
 namespace h2lab::server {
@@ -33,17 +32,8 @@ enum class Io { kDone, kTimedOut, kFailed };
 Io flush(int fd, Session& session, bool& progressed, ThreadStats& stats) noexcept {
   progressed = false;
   while (session.wants_write()) {
-    const auto iov = session.pending_output();
-    msghdr msg{};
-    msg.msg_iov = const_cast<iovec*>(iov.data());
-    msg.msg_iovlen = std::min<size_t>(iov.size(), IOV_MAX);
-    size_t offered = 0;
-    for (size_t i = 0; i < msg.msg_iovlen; ++i) offered += iov[i].iov_len;
-    const ssize_t n = ::sendmsg(fd, &msg, MSG_NOSIGNAL);
-    stats.writes.add();
-    stats.syscalls.add();
+    const ssize_t n = send_pending(fd, session, 0, stats).sent;
     if (n >= 0) {
-      if (static_cast<size_t>(n) < offered) stats.partial_writes.add();
       session.on_written(static_cast<size_t>(n));
       progressed = progressed || n > 0;
       continue;

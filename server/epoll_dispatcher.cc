@@ -31,7 +31,6 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <climits>
 #include <cstdint>
 #include <cstring>
 #include <memory>
@@ -44,6 +43,7 @@
 #include "server/log.h"
 #include "server/loop_connection.h"
 #include "server/loop_group.h"
+#include "server/send_pending.h"
 #include "server/socket_options.h"
 
 namespace h2lab::server {
@@ -337,16 +337,8 @@ void Reactor::write_to(Id id, Conn& c) {
       write_list_.add(id, c);  // the others' turn first; the rest next turn
       break;
     }
-    const auto iov = s.pending_output();
-    msghdr msg{};
-    msg.msg_iov = const_cast<iovec*>(iov.data());
-    msg.msg_iovlen = std::min<size_t>(iov.size(), IOV_MAX);
-    size_t offered = 0;
-    for (size_t i = 0; i < msg.msg_iovlen; ++i) offered += iov[i].iov_len;
-    const ssize_t n = ::sendmsg(c.fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
-    stats_.writes.add();
-    stats_.syscalls.add();
-    if (n >= 0 && static_cast<size_t>(n) < offered) stats_.partial_writes.add();
+    const SendResult r = send_pending(c.fd, s, MSG_DONTWAIT, stats_);
+    const ssize_t n = r.sent;
     if (n < 0 && errno == EINTR) continue;
     if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
       close(id, c);  // EPIPE, ECONNRESET: the peer is gone
@@ -359,7 +351,7 @@ void Reactor::write_to(Id id, Conn& c) {
     // The socket is full: wait for EPOLLOUT. Else the kernel took it all;
     // what is still pending (past IOV_MAX pieces, the next response, what
     // the engine refilled) goes in the next write.
-    if (n < 0 || static_cast<size_t>(n) < offered) c.writable = false;
+    if (!r.all_taken()) c.writable = false;
   }
   c.deadlines.on_write(now_, progressed, s.wants_write());
   set_events(c, s.wants_write() && !c.writable);
