@@ -70,6 +70,8 @@
 #include <memory>
 #include <optional>
 #include <span>
+#include <system_error>
+#include <thread>
 #include <vector>
 
 #include "server/accept.h"
@@ -791,11 +793,20 @@ void Proactor::begin_stop() {
 
 std::unique_ptr<Dispatcher> make_uring_dispatcher(const DispatchContext& context,
                                                   std::string& error) {
-  // Every ring, with every io_uring knob applied, is made now, on
-  // create_server()'s thread: what the kernel refuses is reported at start,
-  // not met by a proactor while serving.
+  // Every ring, with every io_uring knob applied, is made now, before
+  // create_server() returns: what the kernel refuses is reported at start,
+  // not met by a proactor while serving. They are made on a thread of their
+  // own that ends at once: the kernel links a ring to the task that created
+  // it, and when the ring is freed it sends that task work with a signal
+  // (TWA_SIGNAL) — which, were it the caller's thread, would interrupt the
+  // caller's own blocking calls (EINTR on a recv with a timeout) long after
+  // the server is gone. A task that has exited has no link left.
   std::vector<std::unique_ptr<UringRing>> rings;
-  error = prepare_uring_rings(context.options, rings);
+  try {
+    std::thread([&] { error = prepare_uring_rings(context.options, rings); }).join();
+  } catch (const std::system_error& e) {
+    error = std::string("--dispatch uring: cannot start a thread to set up the rings: ") + e.what();
+  }
   if (!error.empty()) return nullptr;
   return std::make_unique<UringDispatcher>(context, std::move(rings));
 }
