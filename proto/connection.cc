@@ -681,7 +681,8 @@ void Connection::finish_stream(uint32_t id) {
     streams_.erase(it);
     if (unsent != 0 && !done_) grant_window(0, static_cast<uint32_t>(unsent));
   }
-  if ((goaway_sent_ || peer_goaway_) && streams_.empty() && continuation_stream_ == 0) {
+  if ((goaway_sent_ || peer_goaway_ || input_closed_) && streams_.empty() &&
+      continuation_stream_ == 0) {
     done_ = true;
   }
 }
@@ -943,12 +944,16 @@ void Connection::grant_window(uint32_t stream_id, uint32_t consumed) {
 }
 
 void Connection::reset_stream(uint32_t id, ErrorCode code) {
+  send_rst_stream(id, code);
+  // MadeYouReset (CVE-2025-8671): resets we send cost the same budget.
+  spend_budget("too many streams reset");
+}
+
+void Connection::send_rst_stream(uint32_t id, ErrorCode code) {
   encode_rst_stream(out_.append(kRstStreamFrameSize), id, code);
   history_.mark_reset(id);
   ++counters_.resets_sent;
   finish_stream(id);
-  // MadeYouReset (CVE-2025-8671): resets we send cost the same budget.
-  spend_budget("too many streams reset");
 }
 
 bool Connection::spend_budget(const char* what) {
@@ -973,7 +978,45 @@ void Connection::send_goaway(ErrorCode code, const char* detail) {
   counters_.goaway_code = static_cast<uint32_t>(code);
 }
 
-void Connection::on_input_closed() noexcept { done_ = true; }
+// The peer closed its sending side (a TCP half-close, TLS close_notify):
+// nothing more arrives — no request body, no WINDOW_UPDATE — but the peer
+// may still read. Requests already complete are answered, as far as the
+// windows granted so far allow; the rest are reset (CANCEL). Done when no
+// stream is left.
+void Connection::on_input_closed() noexcept {
+  if (done_) return;
+  input_closed_ = true;
+  if (preface_matched_ < kClientPreface.size()) {
+    done_ = true;  // no HTTP/2 connection yet: nothing to answer
+    return;
+  }
+  pump_all();
+  settle_after_input_closed();
+}
+
+// After input closed: once the output is below the high-water mark, every
+// stream has been pumped as far as it can go, so one still unanswered waits
+// for a request body or window that can no longer come — reset it; one
+// answered whose request body was still coming is over too.
+void Connection::settle_after_input_closed() {
+  if (!input_closed_ || done_) return;
+  if (out_.size() < options_.output_high_water) {
+    std::vector<uint32_t> ids;
+    ids.reserve(streams_.size());
+    for (const auto& [id, s] : streams_) ids.push_back(id);
+    std::sort(ids.begin(), ids.end());
+    for (const uint32_t id : ids) {
+      const auto it = streams_.find(id);
+      if (it == streams_.end()) continue;
+      if (it->second->local_closed) {
+        finish_stream(id);
+      } else {
+        send_rst_stream(id, ErrorCode::kCancel);
+      }
+    }
+  }
+  if (streams_.empty()) done_ = true;
+}
 
 void Connection::shutdown() noexcept {
   if (done_) return;
@@ -987,7 +1030,9 @@ void Connection::shutdown() noexcept {
 }
 
 void Connection::on_output_drained() noexcept {
-  if (!done_) pump_all();
+  if (done_) return;
+  pump_all();
+  settle_after_input_closed();
 }
 
 }  // namespace h2lab::proto

@@ -99,6 +99,8 @@ class Connection final : public Engine {
   bool connection_error(ErrorCode code, const char* detail);
   bool connection_error(const FrameError& e) { return connection_error(e.code, e.detail); }
   void reset_stream(uint32_t id, ErrorCode code);
+  void send_rst_stream(uint32_t id, ErrorCode code);  // reset_stream without the budget
+  void settle_after_input_closed();
   bool spend_budget(const char* what);
   void send_goaway(ErrorCode code, const char* detail);
   static constexpr size_t kMaxResponseBlock = 256;
@@ -195,6 +197,7 @@ class Connection final : public Engine {
   bool settings_seen_ = false;  // §3.4: the first frame must be SETTINGS
   bool goaway_sent_ = false;
   bool peer_goaway_ = false;
+  bool input_closed_ = false;  // the peer closed its sending side (EOF)
   bool done_ = false;
   int64_t budget_;
   const char* close_reason_ = "";

@@ -107,6 +107,12 @@ void serve_blocking_connection(int fd, Session& session, const ServerOptions& op
       continue;
     }
     if (written == Io::kTimedOut) continue;  // the socket is full: no reading meanwhile
+    if (peer_eof) {
+      // Nothing more to read; the session is still answering (it ends by
+      // itself or at a deadline): wait a tick rather than read EOF again.
+      ::usleep(kBlockingTickMs * 1000);
+      continue;
+    }
 
     const ssize_t n = ::read(fd, buffer, sizeof buffer);
     stats.reads.add();

@@ -1874,6 +1874,43 @@ TEST_CASE("engine.h: EOF ends the engine") {
   CHECK(std::string(c.conn().close_reason()).empty());
 }
 
+TEST_CASE("engine.h: after EOF, complete requests are answered in full, then the engine ends") {
+  // A TCP half-close: the peer sends no more but still reads.
+  ConnectionOptions o;
+  o.output_high_water = 20000;
+  Client c(o);
+  c.open({{kInitialWindow, 0x7fffffff}});
+  c.send(window_update(0, 0x7fffffff - 65535));
+  c.set_auto_drain(false);
+  c.send(c.get(1, "/bytes/1000000"));
+  c.send(c.get(3, "/"));
+  REQUIRE_FALSE(c.response(1).ended);  // held back at the high-water mark
+  c.conn().on_input_closed();
+  CHECK_FALSE(c.conn().done());
+  for (int i = 0; i < 200 && !c.conn().done(); ++i) c.drained();
+  CHECK(c.response(1).body == pattern_body(c.response(1).data_sizes));
+  CHECK(c.response(1).body.size() == 1000000);
+  CHECK(c.response(1).ended);
+  CHECK(c.response(3).body == bytes("Hello World\n"));
+  CHECK(c.conn().done());
+  CHECK(c.conn().output().empty());
+  CHECK(std::string(c.conn().close_reason()).empty());
+}
+
+TEST_CASE("engine.h: after EOF, a stream that waits for input that cannot come is reset (CANCEL)") {
+  Client c;
+  c.open();
+  c.send(c.headers(1, request("POST", "/echo"), kEh));  // its body would come later
+  c.send(c.get(3, "/bytes/1000000"));  // beyond the 65535 octets the peer granted
+  REQUIRE(c.response(3).body.size() == 65535);
+  c.conn().on_input_closed();
+  c.drained();
+  CHECK(c.response(1).rst == static_cast<uint32_t>(ErrorCode::kCancel));
+  CHECK(c.response(3).rst == static_cast<uint32_t>(ErrorCode::kCancel));
+  CHECK(c.conn().counters().abandoned == 2);
+  CHECK(c.conn().done());
+}
+
 // ===========================================================================
 // engine.h backpressure
 

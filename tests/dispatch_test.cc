@@ -152,6 +152,11 @@ class Client {
     }
     return std::nullopt;
   }
+  // Closes the sending side only: TLS close_notify, then the TCP FIN.
+  void half_close() {
+    if (ssl_ != nullptr) SSL_shutdown(ssl_);
+    ::shutdown(fd_, SHUT_WR);
+  }
   // True if the server closed the connection within the timeout (reading
   // and discarding whatever comes first).
   bool closed_within(std::chrono::milliseconds timeout) {
@@ -366,6 +371,34 @@ TEST_CASE("--write-policy per-response: one write per response, the same bytes")
   const auto body = run_process(curl_h2(tls, {server.url() + "bytes/100000", "-o", "/dev/null",
                                            "-w", "%{size_download}"}));
   CHECK(body.output == "100000");
+}
+
+TEST_CASE("a client that half-closes after its request still gets the whole response") {
+  require_clients();
+  const Mode m = mode();
+  [[maybe_unused]] const auto [d, tls] = m;
+  INFO(m);
+  TestServer server(options_for(m));
+  Client c(server.port(), tls);
+  // Windows open enough for the whole body: the client will send no
+  // WINDOW_UPDATE after its FIN.
+  constexpr uint32_t kBody = 3'000'000;
+  c.send(preface() + settings({{0x4, 0x7fffffff}}) +
+         frame(proto::FrameType::kWindowUpdate, 0, 0, u32(0x7fffffff - 65535)) +
+         get_request(1, "/bytes/" + std::to_string(kBody)));
+  c.half_close();
+  size_t body = 0;
+  bool ended = false;
+  while (auto f = c.read_frame(10s)) {
+    if (f->header.is(proto::FrameType::kData) && f->header.stream_id == 1) {
+      body += f->payload.size();
+      ended = f->header.has(proto::flags::kEndStream);
+    }
+    if (ended) break;
+  }
+  CHECK(body == kBody);
+  CHECK(ended);
+  CHECK(c.closed_within(5s));  // and then the server ends the connection
 }
 
 TEST_CASE("/bytes/10000000 arrives whole through flow control") {
