@@ -69,7 +69,8 @@ io_uring:
   --uring-sqpoll         a kernel thread polls the submission queues
   --uring-sqpoll-idle MS idle time before that thread sleeps (default 100)
   --uring-sqpoll-cpu N   the CPU that thread runs on (default: any)
-  --uring-flags LIST     setup flags: %s (default auto: the best the kernel has)
+  --uring-flags LIST     setup flags: %s
+                         (default auto: the best the kernel has)
   --uring-buffers N      provided receive buffers per ring, a power of two
                          (default 256)
   --uring-buffer-size BYTES
