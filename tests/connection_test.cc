@@ -1866,6 +1866,14 @@ TEST_CASE(
   }
 }
 
+// Opens with every window at its largest and output not auto-drained: a
+// /bytes body is then held back by output_high_water alone.
+void open_with_wide_windows(Client& c) {
+  c.open({{kInitialWindow, 0x7fffffff}});
+  c.send(window_update(0, 0x7fffffff - 65535));
+  c.set_auto_drain(false);
+}
+
 TEST_CASE("engine.h: EOF ends the engine") {
   Client c;
   c.open();
@@ -1879,9 +1887,7 @@ TEST_CASE("engine.h: after EOF, complete requests are answered in full, then the
   ConnectionOptions o;
   o.output_high_water = 20000;
   Client c(o);
-  c.open({{kInitialWindow, 0x7fffffff}});
-  c.send(window_update(0, 0x7fffffff - 65535));
-  c.set_auto_drain(false);
+  open_with_wide_windows(c);
   c.send(c.get(1, "/bytes/1000000"));
   c.send(c.get(3, "/"));
   REQUIRE_FALSE(c.response(1).ended);  // held back at the high-water mark
@@ -1920,9 +1926,7 @@ TEST_CASE(
   ConnectionOptions o;
   o.output_high_water = 20000;
   Client c(o);
-  c.open({{kInitialWindow, 0x7fffffff}});
-  c.send(window_update(0, 0x7fffffff - 65535));
-  c.set_auto_drain(false);
+  open_with_wide_windows(c);
   c.send(c.get(1, "/bytes/1000000"));
   CHECK(c.response(1).body.size() == 2 * 16384);  // the second frame crossed the mark
   int batches = 1;
