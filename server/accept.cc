@@ -12,7 +12,6 @@
 
 #include "proto/refuse_engine.h"
 #include "server/log.h"
-#include "server/socket_options.h"
 
 namespace h2lab::server {
 namespace {
@@ -42,7 +41,6 @@ std::optional<NewConnection> admit_connection(int fd, ConnectionLimit& limit,
     ::close(fd);
     return std::nullopt;
   }
-  const unsigned setup_calls = configure_accepted_socket(fd, context.options);
   std::unique_ptr<Session> session;
   if (admission == Admission::kServe) {
     session = context.new_session();
@@ -54,12 +52,11 @@ std::optional<NewConnection> admit_connection(int fd, ConnectionLimit& limit,
   }
   if (!session) {
     log_line("no session for a new connection: closing it");
-    if (stats != nullptr) stats->syscalls.add(setup_calls + 1);  // and the close
+    if (stats != nullptr) stats->syscalls.add();  // the close
     ::close(fd);
     return std::nullopt;
   }
   if (stats != nullptr) {
-    stats->syscalls.add(setup_calls);
     session->count_into(stats);
     if (admission == Admission::kServe) stats->connections.add();
   }

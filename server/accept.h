@@ -19,7 +19,8 @@ struct NewConnection {
   AdmissionSlot slot;  // gives the limit back when the connection goes
 };
 
-// Admits `fd` (applies the accepted-socket options, server/socket_options.h).
+// Admits `fd` (it inherited the socket knobs from the listener,
+// server/socket_options.h).
 // The session counts into `stats` — the counters of the thread that will
 // drive it — and a served connection and the system calls made on `fd` are
 // counted there; null: the caller counts the connection (threaded: on the

@@ -14,7 +14,6 @@
 #include "server/blocking_connection.h"
 #include "server/dispatcher.h"
 #include "server/log.h"
-#include "server/socket_options.h"
 #include "server/thread_options.h"
 
 namespace h2lab::server {
@@ -45,8 +44,8 @@ class BlockingDispatcher final : public Dispatcher {
         if (errno == EMFILE || errno == ENFILE) ::usleep(kBlockingTickMs * 1000);
         continue;
       }
-      // The other dispatchers do this in admit_connection (server/accept.h).
-      stats.syscalls.add(configure_accepted_socket(fd, context_.options));
+      // An accepted socket inherits every socket knob from the listener
+      // (server/socket_options.h): nothing to set here.
       std::unique_ptr<Session> session = context_.new_session();
       session->count_into(&stats);
       stats.connections.add();

@@ -149,10 +149,6 @@ std::string set_incoming_cpu(int fd, unsigned cpu) {
   return "";
 }
 
-unsigned configure_accepted_socket(int, const ServerOptions&) noexcept {
-  return 0;  // everything is inherited from the listener (see the header)
-}
-
 bool rearm_quickack(int fd, const ServerOptions& options) noexcept {
   if (!options.tcp_quickack) return false;
   const int on = 1;

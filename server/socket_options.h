@@ -43,11 +43,6 @@ void report_listen_backlog(int fd, const ServerOptions& options,
 // or why, naming --incoming-cpu.
 std::string set_incoming_cpu(int fd, unsigned cpu);
 
-// What an accepted socket needs beyond what it inherits from the listener
-// (see above): nothing today, the knobs are all inherited. Returns the
-// number of system calls made, for the caller's counters.
-unsigned configure_accepted_socket(int fd, const ServerOptions& options) noexcept;
-
 // TCP_QUICKACK is not sticky: the kernel leaves quick-ack mode on its own,
 // so with options.tcp_quickack a dispatcher calls this after every read
 // that returned data. Returns true when it made a system call (for the
