@@ -66,6 +66,9 @@ void Session::count_into(ThreadStats* stats) noexcept {
 }
 
 void Session::on_data(std::span<const uint8_t> data) noexcept {
+  // Read before the input is processed: a request's latency includes
+  // parsing it and producing its response.
+  const Clock::time_point arrived = stats_ != nullptr ? Clock::now() : Clock::time_point{};
   if (tls_) {
     on_tls_data(data);
   } else {
@@ -73,16 +76,19 @@ void Session::on_data(std::span<const uint8_t> data) noexcept {
   }
   if (stats_ != nullptr) {
     stats_->bytes_in.add(data.size());
-    count_engine(Clock::now());
+    count_engine(arrived);
   }
 }
 
 // Adds what the engine did since the last look to the thread's counters.
-void Session::count_engine(Clock::time_point now) noexcept {
+// `arrived`: when the input being handled arrived; left unset by the calls
+// that handle no input (the engine starts requests only from input, so
+// they need no clock).
+void Session::count_engine(Clock::time_point arrived) noexcept {
   const proto::EngineCounters& c = engine_->counters();
   if (const uint64_t started = c.streams - counted_.streams; started != 0) {
     stats_->requests.add(started);
-    arrivals_.push_back({now, started});
+    arrivals_.push_back({arrived == Clock::time_point{} ? Clock::now() : arrived, started});
   }
   if (const uint64_t done = c.responses - counted_.responses; done != 0) {
     stats_->responses.add(done);
@@ -198,13 +204,13 @@ void Session::on_eof() noexcept {
     engine_->on_input_closed();
   }
   if (tls_) pump_tls();
-  if (stats_ != nullptr) count_engine(Clock::now());
+  if (stats_ != nullptr) count_engine({});
 }
 
 void Session::shutdown() noexcept {
   engine_->shutdown();
   if (tls_) pump_tls();
-  if (stats_ != nullptr) count_engine(Clock::now());
+  if (stats_ != nullptr) count_engine({});
 }
 
 std::span<const iovec> Session::pending_output() const noexcept {
@@ -236,7 +242,7 @@ void Session::on_written(size_t n) noexcept {
   }
   if (stats_ != nullptr) {
     count_written(n);
-    count_engine(Clock::now());
+    count_engine({});
   }
 }
 

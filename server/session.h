@@ -113,7 +113,7 @@ class Session {
 
   // Counting (count_into); all unused while stats_ is null.
   using Clock = std::chrono::steady_clock;
-  void count_engine(Clock::time_point now) noexcept;
+  void count_engine(Clock::time_point arrived) noexcept;
   void count_written(size_t n) noexcept;
   struct Arrival {
     Clock::time_point at;
