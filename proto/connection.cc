@@ -590,7 +590,8 @@ void Connection::pump(Stream& s) {
         break;
       case BodyKind::kPattern:
         remaining = r.length - s.body_sent;
-        data = reinterpret_cast<const uint8_t*>(pattern_bytes().data());
+        // The pattern goes on where the previous frame left it.
+        data = reinterpret_cast<const uint8_t*>(pattern_at(s.body_sent).data());
         break;
       case BodyKind::kEcho:
         // Buffered echo first, then the input being delivered right now.

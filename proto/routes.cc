@@ -30,14 +30,18 @@ std::string_view path_only(std::string_view path) {
 }  // namespace
 
 std::string_view pattern_bytes() noexcept {
+  // 2^24 - 1 octets of payload after any of the period's offsets.
   static const std::string pattern = [] {
-    constexpr size_t kSize = (size_t{1} << 24);
+    constexpr size_t kSize = (size_t{1} << 24) + kPatternPeriod;
     std::string p(kSize, '\0');
-    constexpr std::string_view kAlphabet = "abcdefghijklmnopqrstuvwxyz0123456789\n";
-    for (size_t i = 0; i < kSize; ++i) p[i] = kAlphabet[i % kAlphabet.size()];
+    for (size_t i = 0; i < kSize; ++i) p[i] = kPatternAlphabet[i % kPatternPeriod];
     return p;
   }();
   return pattern;
+}
+
+std::string_view pattern_at(uint64_t offset) noexcept {
+  return pattern_bytes().substr(static_cast<size_t>(offset % kPatternPeriod));
 }
 
 RouteResponse route(std::string_view method, std::string_view path,

@@ -40,10 +40,19 @@ RouteResponse route(std::string_view method, std::string_view path,
                     std::optional<uint64_t> request_content_length,
                     const std::function<std::string()>& stats_json);
 
-// A static block of pattern octets that /bytes/N bodies reference, at least
-// 2^24 - 1 octets (the largest DATA payload) long, so that any frame's body
-// is one contiguous piece of it.
+// The body of /bytes/N is kPatternPeriod repeating at every offset: octet i
+// of the body is kPatternAlphabet[i % kPatternPeriod], whatever the frames.
+inline constexpr std::string_view kPatternAlphabet = "abcdefghijklmnopqrstuvwxyz0123456789\n";
+inline constexpr size_t kPatternPeriod = kPatternAlphabet.size();
+
+// A static run of the pattern, starting at body offset 0, long enough that
+// every DATA payload (at most 2^24 - 1 octets) starting at any body offset is
+// one contiguous piece of it: pattern_at(offset) is where that piece begins.
 std::string_view pattern_bytes() noexcept;
+
+// The pattern from body offset `offset` on (the offset wraps on the period,
+// not on the buffer): at least 2^24 - 1 octets.
+std::string_view pattern_at(uint64_t offset) noexcept;
 
 // Largest N accepted by /bytes/N: 1 TiB (a bound, so the length fits
 // everywhere; a client asking for more gets 400).
