@@ -15,16 +15,6 @@ using namespace std::string_view_literals;
 // header (one iovec instead of two); larger ones are referenced.
 constexpr size_t kCopyBodyBelow = 64;
 
-constexpr std::string_view kHttp1Response =
-    "HTTP/1.1 505 HTTP Version Not Supported\r\n"
-    "Content-Type: text/plain\r\n"
-    "Content-Length: 103\r\n"
-    "Connection: close\r\n"
-    "\r\n"
-    "This server speaks HTTP/2 only (h2c with prior knowledge).\n"
-    "With curl: curl --http2-prior-knowledge URL\n";
-static_assert(kHttp1Response.size() - kHttp1Response.find("\r\n\r\n") - 4 == 103);
-
 // RFC 9113 §8.2.2: connection-specific fields make a request malformed.
 bool is_connection_specific(std::string_view name) {
   switch (name.size()) {  // by length first: this runs for every request field
@@ -188,33 +178,26 @@ Connection::~Connection() = default;
 size_t Connection::on_input(Bytes in) noexcept {
   if (done_) return in.size();
   size_t pos = 0;
-  // §3.4: the client preface, octet by octet (it may arrive split).
-  while (preface_matched_ < kClientPreface.size()) {
-    if (pos == in.size()) return pos;
-    if (in[pos] != static_cast<uint8_t>(kClientPreface[preface_matched_])) {
-      if (!handle_http1(in.subspan(pos))) {
-        // §3.4: "a GOAWAY frame MAY be omitted" — there is no connection yet.
+  if (!preface_.preface_complete()) {
+    // §3.4: the client preface, octet by octet (it may arrive split).
+    const auto [result, consumed] = preface_.feed(in);
+    switch (result) {
+      case PrefaceMatcher::Result::kIncomplete:
+        return consumed;
+      case PrefaceMatcher::Result::kHttp1:
+      case PrefaceMatcher::Result::kInvalid:
+        close_reason_ = append_preface_refusal(result, out_);
+        if (result == PrefaceMatcher::Result::kInvalid) {
+          goaway_sent_ = true;
+          counters_.goaway_sent = true;
+          counters_.goaway_code = static_cast<uint32_t>(ErrorCode::kProtocolError);
+        }
         done_ = true;
-        close_reason_ = "bad connection preface";
-      }
-      return done_ ? in.size() : pos;  // not done: a request line may still be arriving
-    }
-    ++pos;
-    if (++preface_matched_ == kClientPreface.size()) {
-      // Our preface: SETTINGS, then open the connection window (§6.9.2
-      // leaves the connection window at 65535 whatever SETTINGS say).
-      const Setting settings[] = {
-          {static_cast<uint16_t>(SettingId::kMaxConcurrentStreams), options_.max_concurrent_streams},
-          {static_cast<uint16_t>(SettingId::kInitialWindowSize), options_.initial_window_size},
-          {static_cast<uint16_t>(SettingId::kMaxFrameSize), options_.max_frame_size},
-          {static_cast<uint16_t>(SettingId::kMaxHeaderListSize), options_.max_header_list_size},
-      };
-      encode_settings(out_.append(kFrameHeaderSize + 6 * std::size(settings)), settings);
-      if (options_.connection_window_size > kDefaultInitialWindowSize) {
-        const uint32_t raise = options_.connection_window_size - kDefaultInitialWindowSize;
-        encode_window_update(out_.append(kWindowUpdateFrameSize), 0, raise);
-        conn_recv_window_ += raise;
-      }
+        return in.size();
+      case PrefaceMatcher::Result::kPreface:
+        pos = consumed;
+        send_server_preface();
+        break;
     }
   }
 
@@ -234,23 +217,21 @@ size_t Connection::on_input(Bytes in) noexcept {
   return done_ ? in.size() : pos;
 }
 
-// `in` starts at the first octet that differs from the preface. Returns false
-// for a bad preface; true after answering, or (not done_) while the octets so
-// far are all uppercase: a method still arriving in pieces.
-bool Connection::handle_http1(Bytes in) {
-  // A client that sent all of "PRI * HTTP/2.0" speaks HTTP/2 (badly).
-  if (preface_matched_ >= kClientPreface.find('\r')) return false;
-  // An HTTP/1.x request line starts with an uppercase method and a space.
-  std::string start(kClientPreface.substr(0, preface_matched_));
-  start.append(reinterpret_cast<const char*>(in.data()), std::min<size_t>(in.size(), 16));
-  size_t i = 0;
-  while (i < start.size() && start[i] >= 'A' && start[i] <= 'Z') ++i;
-  if (i == start.size() && i < 16) return true;
-  if (i < 3 || i >= start.size() || start[i] != ' ') return false;
-  out_.append_ref(kHttp1Response.data(), kHttp1Response.size());
-  done_ = true;
-  close_reason_ = "HTTP/1.1 request on an HTTP/2-only port";
-  return true;
+// Our preface: SETTINGS, then open the connection window (§6.9.2 leaves the
+// connection window at 65535 whatever SETTINGS say).
+void Connection::send_server_preface() {
+  const Setting settings[] = {
+      {static_cast<uint16_t>(SettingId::kMaxConcurrentStreams), options_.max_concurrent_streams},
+      {static_cast<uint16_t>(SettingId::kInitialWindowSize), options_.initial_window_size},
+      {static_cast<uint16_t>(SettingId::kMaxFrameSize), options_.max_frame_size},
+      {static_cast<uint16_t>(SettingId::kMaxHeaderListSize), options_.max_header_list_size},
+  };
+  encode_settings(out_.append(kFrameHeaderSize + 6 * std::size(settings)), settings);
+  if (options_.connection_window_size > kDefaultInitialWindowSize) {
+    const uint32_t raise = options_.connection_window_size - kDefaultInitialWindowSize;
+    encode_window_update(out_.append(kWindowUpdateFrameSize), 0, raise);
+    conn_recv_window_ += raise;
+  }
 }
 
 bool Connection::on_frame(const FrameHeader& h, Bytes payload) {
@@ -987,7 +968,7 @@ void Connection::send_goaway(ErrorCode code, const char* detail) {
 void Connection::on_input_closed() noexcept {
   if (done_) return;
   input_closed_ = true;
-  if (preface_matched_ < kClientPreface.size()) {
+  if (!preface_.preface_complete()) {
     done_ = true;  // no HTTP/2 connection yet: nothing to answer
     return;
   }
@@ -1021,7 +1002,7 @@ void Connection::settle_after_input_closed() {
 
 void Connection::shutdown() noexcept {
   if (done_) return;
-  if (preface_matched_ < kClientPreface.size()) {
+  if (!preface_.preface_complete()) {
     done_ = true;
     return;
   }

@@ -21,6 +21,7 @@
 
 #include "proto/engine.h"
 #include "proto/hpack.h"
+#include "proto/preface.h"
 #include "proto/routes.h"
 
 namespace h2lab::proto {
@@ -110,7 +111,7 @@ class Connection final : public Engine {
   bool send_small_response(uint32_t id, const RouteResponse& r, int64_t stream_window);
   void send_data(uint32_t id, const void* data, size_t n, bool end_stream, bool by_reference);
   void grant_window(uint32_t stream_id, uint32_t consumed);
-  bool handle_http1(Bytes in);
+  void send_server_preface();
   std::string stats_json() const;
 
   ConnectionOptions options_;
@@ -193,7 +194,7 @@ class Connection final : public Engine {
   bool continuation_end_stream_ = false;
   uint32_t continuation_frames_ = 0;
 
-  size_t preface_matched_ = 0;
+  PrefaceMatcher preface_;
   bool settings_seen_ = false;  // §3.4: the first frame must be SETTINGS
   bool goaway_sent_ = false;
   bool peer_goaway_ = false;

@@ -12,6 +12,7 @@
 #include <string_view>
 
 #include "proto/engine.h"
+#include "proto/preface.h"
 
 namespace h2lab::proto {
 
@@ -29,7 +30,7 @@ class RefuseEngine final : public Engine {
 
  private:
   OutputQueue out_;
-  size_t preface_matched_ = 0;
+  PrefaceMatcher preface_;
   bool done_ = false;
   const char* close_reason_ = "";
   EngineCounters counters_;
