@@ -216,7 +216,13 @@ def case_bad_preface(port):
     p = Peer(port)
     p.send(b"PRI * HTTP/2.0\r\n\r\nXX\r\n\r\n")
     data = p.read_raw()
-    check(data == b"" and p.eof, "bad preface: closed without a word, got %r" % data[:40])
+    # RFC 9113 §3.4: PROTOCOL_ERROR — our (empty) SETTINGS, then
+    # GOAWAY(last stream 0, PROTOCOL_ERROR), then a close.
+    debug = b"invalid connection preface"
+    want = (b"\x00\x00\x00\x04\x00\x00\x00\x00\x00" +
+            struct.pack(">I", 8 + len(debug))[1:] + b"\x07\x00\x00\x00\x00\x00" +
+            struct.pack(">II", 0, 1) + debug)
+    check(data == want and p.eof, "bad preface: SETTINGS, GOAWAY(PROTOCOL_ERROR), close; got %r" % data[:60])
     p.close()
 
 
