@@ -4,7 +4,6 @@
 #include <charconv>
 #include <cstring>
 #include <string_view>
-#include <tuple>
 
 namespace h2lab::proto {
 namespace {
@@ -115,32 +114,37 @@ struct Connection::Request {
 };
 
 // The last request header block that decoded without changing the HPACK
-// table, and its decoded request. An identical block decodes to the same
-// fields (decoding is a function of the block and the table), so it is
-// neither decoded nor validated again: clients repeat blocks made only of
-// indexed fields (h2load, a browser reloading), and this turns their request
-// headers into one memcmp.
+// decoder's state, and its decoded request. An identical block decoded
+// against the same state decodes to the same fields (decoding is a function
+// of the block and that state), so it is neither decoded nor validated
+// again: clients repeat blocks made only of indexed fields (h2load, a
+// browser reloading), and this turns their request headers into one memcmp.
+// Keyed on hpack::Decoder::state_version() as well as the octets: any block
+// that touched the table since — a size update, an insertion, one rejected
+// with 431, trailers, a block on a reset stream — makes the entry miss.
 struct Connection::RequestCache {
   static constexpr size_t kMaxBlock = 256;
   std::vector<uint8_t> block;
+  uint64_t decoder_version = 0;
   Request request;
   bool valid = false;
   // The route of `request`, once computed, unless it renders per request
   // (/stats).
   std::optional<RouteResponse> response;
 
-  const Request* find(Bytes b) const {
-    if (!valid || b.size() != block.size()) return nullptr;
+  const Request* find(Bytes b, uint64_t version) const {
+    if (!valid || version != decoder_version || b.size() != block.size()) return nullptr;
     // Blocks of indexed fields are a few octets: a loop beats a memcmp call.
     for (size_t i = 0; i < b.size(); ++i) {
       if (b[i] != block[i]) return nullptr;
     }
     return &request;
   }
-  void store(Bytes b, const Request& r) {
+  void store(Bytes b, uint64_t version, const Request& r) {
     valid = b.size() <= kMaxBlock;
     if (!valid) return;
     block.assign(b.begin(), b.end());
+    decoder_version = version;
     request = r;
     response.reset();
   }
@@ -408,19 +412,19 @@ bool Connection::on_header_block(uint32_t stream_id, Bytes block, bool end_strea
         hpack::Status::CompressionError) {
       return connection_error(ErrorCode::kCompressionError, decoder_.error_detail());
     }
-    if (request_cache_) request_cache_->valid = false;  // the table may have changed
-    return true;
+    return true;  // a table change here makes the request cache miss (state_version)
   }
   // Most requests are answered at once, so the map is usually empty.
   const auto existing = streams_.empty() ? streams_.end() : streams_.find(stream_id);
   const bool trailers = existing != streams_.end();
   std::optional<Request> decoded_storage;  // constructed only when decoding
-  const Request* cached = trailers || !request_cache_ ? nullptr : request_cache_->find(block);
+  const Request* cached = trailers || !request_cache_
+                               ? nullptr
+                               : request_cache_->find(block, decoder_.state_version());
   hpack::Status status = hpack::Status::Ok;
   if (cached == nullptr) {
     Request& decoded = decoded_storage.emplace();
-    const hpack::DynamicTable& table = decoder_.table();
-    const auto table_before = std::tuple(table.insert_count(), table.entry_count(), table.size());
+    const uint64_t version_before = decoder_.state_version();
     status = decoder_.decode(block, [&](std::string_view name, std::string_view value) {
       decoded.add(name, value, trailers);
     });
@@ -428,15 +432,12 @@ bool Connection::on_header_block(uint32_t stream_id, Bytes block, bool end_strea
       return connection_error(ErrorCode::kCompressionError, decoder_.error_detail());
     }
     if (!trailers) decoded.finish();
-    // A block that changed the table invalidates what was cached (its
-    // indexes may now name other fields). One that left the table exactly
-    // as it was will decode to the same request again: cache it.
-    const bool table_unchanged =
-        table_before == std::tuple(table.insert_count(), table.entry_count(), table.size());
-    if (!table_unchanged && request_cache_) request_cache_->valid = false;
-    if (table_unchanged && !trailers && status == hpack::Status::Ok) {
+    // A block that left the decoder's state exactly as it was will decode
+    // to the same request again, as long as that state lasts: cache it.
+    if (options_.replay_caches && !trailers && status == hpack::Status::Ok &&
+        decoder_.state_version() == version_before) {
       if (!request_cache_) request_cache_ = std::make_unique<RequestCache>();
-      request_cache_->store(block, decoded);
+      request_cache_->store(block, version_before, decoded);
     }
   }
   const Request& request = cached != nullptr ? *cached : *decoded_storage;
@@ -694,11 +695,10 @@ bool Connection::on_settings(const FrameHeader& h, Bytes payload) {
     if (const FrameError e = validate_setting(s); !e.ok()) return connection_error(e);
     switch (static_cast<SettingId>(s.id)) {
       case SettingId::kHeaderTableSize:
-        // The table may shrink and the next block carries a size update:
-        // nothing cached stays valid, and that next block is not cached.
+        // The table may shrink and the next block carries a size update;
+        // the encoder's state_version() changes, so no cached block of ours
+        // is replayed, and the next one is not cached.
         encoder_.set_peer_max_table_size(s.value);
-        header_cache_.valid = false;
-        table_size_changed_ = true;
         break;
       case SettingId::kInitialWindowSize: {
         // §6.9.2: the change applies to every open stream's send window.
@@ -791,20 +791,14 @@ bool Connection::on_rst_stream(const FrameHeader& h, Bytes payload) {
 // Output
 
 // The HPACK block for a response's fields: replayed from header_cache_ when
-// the encoder's table is as it was after the identical previous response,
-// else encoded into `scratch` (and cached when encoding changed nothing).
+// the encoder's state is the one the cached block was encoded against (its
+// encoding changed nothing, so it would encode the same again), else
+// encoded into `scratch` (and cached when encoding changed nothing).
 // Valid until the next call.
 Bytes Connection::response_header_block(const RouteResponse& r,
                                         std::span<uint8_t, kMaxResponseBlock> scratch) {
   HeaderBlockCache& cache = header_cache_;
-  // Content types are static strings: equal pointers settle it cheaply.
-  const bool same_type = (cache.content_type.data() == r.content_type.data() &&
-                          cache.content_type.size() == r.content_type.size()) ||
-                         cache.content_type == r.content_type;
-  if (cache.valid && cache.status == r.status && same_type &&
-      cache.content_length == r.content_length) {
-    return {cache.block, cache.size};
-  }
+  if (cache_holds(r)) return {cache.block, cache.size};
   char status[4];
   std::to_chars(status, status + 3, r.status);
   char length[24];
@@ -816,15 +810,16 @@ Bytes Connection::response_header_block(const RouteResponse& r,
     const char* end = std::to_chars(length, length + sizeof length, *r.content_length).ptr;
     fields[count++] = {"content-length", std::string_view(length, static_cast<size_t>(end - length))};
   }
-  const uint64_t inserts_before = encoder_.table().insert_count();
+  const uint64_t version_before = encoder_.state_version();
   const size_t size = encoder_.encode({fields, count}, scratch).value_or(0);
-  // A block that carries a table size update (§6.3) must not be replayed.
-  cache.valid = encoder_.table().insert_count() == inserts_before && !table_size_changed_ &&
+  // A block that changed the table, or carries a size update (§6.3), must
+  // not be replayed: both change the version.
+  cache.valid = options_.replay_caches && encoder_.state_version() == version_before &&
                 size <= sizeof cache.block;
-  table_size_changed_ = false;
   cache.body = nullptr;  // a new block: no small-response template yet
   cache.frames_size = 0;
   if (cache.valid) {
+    cache.encoder_version = version_before;
     cache.status = r.status;
     cache.content_type = r.content_type;
     cache.content_length = r.content_length;
@@ -832,6 +827,17 @@ Bytes Connection::response_header_block(const RouteResponse& r,
     std::memcpy(cache.block, scratch.data(), size);
   }
   return {scratch.data(), size};
+}
+
+// The cached block encodes exactly `r`'s fields under the encoder's state.
+bool Connection::cache_holds(const RouteResponse& r) const noexcept {
+  const HeaderBlockCache& cache = header_cache_;
+  // Content types are static strings: equal pointers settle it cheaply.
+  const bool same_type = (cache.content_type.data() == r.content_type.data() &&
+                          cache.content_type.size() == r.content_type.size()) ||
+                         cache.content_type == r.content_type;
+  return cache.valid && cache.encoder_version == encoder_.state_version() &&
+         cache.status == r.status && same_type && cache.content_length == r.content_length;
 }
 
 void Connection::send_headers(uint32_t id, const RouteResponse& r, bool end_stream) {
@@ -857,10 +863,8 @@ bool Connection::send_small_response(uint32_t id, const RouteResponse& r, int64_
   conn_send_window_ -= static_cast<int64_t>(n);
   HeaderBlockCache& cache = header_cache_;
   const size_t data_header_at = kFrameHeaderSize + cache.size;
-  if (cache.valid && cache.frames_size != 0 && cache.body == r.static_body.data() &&
-      cache.body_size == n &&
-      cache.status == r.status && cache.content_type.data() == r.content_type.data() &&
-      cache.content_length == r.content_length) {
+  if (cache.frames_size != 0 && cache.body == r.static_body.data() && cache.body_size == n &&
+      cache_holds(r)) {
     // The same answer as last time, under the same HPACK state: copy the
     // template and patch the stream ids (§4.1, octets 5-8 of each frame).
     uint8_t* p = out_.append(cache.frames_size);
