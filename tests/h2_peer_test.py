@@ -226,6 +226,23 @@ def case_bad_preface(port):
     p.close()
 
 
+def case_h2spec_3_5(port):
+    """h2spec's two §3.5 (RFC 7540 numbering; RFC 9113 §3.4) cases, as h2spec sends them."""
+    # 3.5/1: the client preface is answered with the server preface, a
+    # SETTINGS frame, as the first frame.
+    p = Peer(port)
+    p.send(PREFACE + settings())
+    f = p.next_frame()
+    check(f is not None and f[0] == SETTINGS and f[1] == 0 and f[2] == 0,
+          "h2spec 3.5/1: first frame is SETTINGS, got %s" % describe(f))
+    p.close()
+    # 3.5/2: an invalid preface is a connection error: GOAWAY(PROTOCOL_ERROR), close.
+    p = Peer(port)
+    p.send(b"INVALID CONNECTION PREFACE\r\n\r\n")
+    expect_goaway(p, PROTOCOL_ERROR, "h2spec 3.5/2 invalid connection preface", last=0)
+    p.close()
+
+
 def case_http1(port):
     p = Peer(port)
     p.send(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
@@ -492,7 +509,7 @@ def main():
     signal.alarm(200)  # the whole test, whatever happens (the server is stopped in `finally`)
     server, port = start_server(sys.argv[1])
     try:
-        for case in (case_bad_preface, case_http1, case_first_frame_not_settings, case_connection_errors,
+        for case in (case_bad_preface, case_h2spec_3_5, case_http1, case_first_frame_not_settings, case_connection_errors,
                      case_window_overflow_on_a_stream, case_continuation_misuse, case_invalid_pseudo_headers,
                      case_refused_stream, case_rapid_reset, case_ping_flood):
             print("--", case.__name__, flush=True)
