@@ -172,7 +172,7 @@ Connection::Connection(ConnectionOptions options)
       decoder_(hpack::Limits{options_.max_header_list_size, options_.max_header_fields,
                              options_.max_field_size, hpack::kDefaultTableSize}),
       budget_(options_.abuse_budget),
-      stats_renderer_([this] { return stats_json(); }) {}
+      stats_renderer_([this] { return stats_body(counters_, streams_.size(), options_.stats_json); }) {}
 
 Connection::~Connection() = default;
 
@@ -670,16 +670,6 @@ void Connection::finish_stream(uint32_t id) {
   }
 }
 
-// /stats: this connection's counters, then the server's (if it renders any).
-std::string Connection::stats_json() const {
-  std::string json = "{\"connection\": {\"streams\": " + std::to_string(counters_.streams) +
-                     ", \"responses\": " + std::to_string(counters_.responses) +
-                     ", \"resets_sent\": " + std::to_string(counters_.resets_sent) +
-                     ", \"refused\": " + std::to_string(counters_.refused) +
-                     ", \"open_streams\": " + std::to_string(streams_.size()) + "}";
-  if (options_.stats_json) json += ", \"server\": " + options_.stats_json();
-  return json + "}\n";
-}
 
 // ---------------------------------------------------------------------------
 // Control frames

@@ -117,7 +117,6 @@ class Connection final : public Engine {
   void send_data(uint32_t id, const void* data, size_t n, bool end_stream, bool by_reference);
   void grant_window(uint32_t stream_id, uint32_t consumed);
   void send_server_preface();
-  std::string stats_json() const;
 
   ConnectionOptions options_;
   OutputQueue out_;

@@ -4,6 +4,7 @@
 //
 //   dispatch_test --dispatch epoll     # one dispatcher (the BUILD targets)
 //   dispatch_test                      # all four
+//   dispatch_test --engine nghttp2     # behind another engine (default full)
 //
 // Every case runs with TLS off (h2c) and on (h2, ALPN, the ephemeral
 // self-signed certificate: clients skip verification); the last one is
@@ -44,7 +45,8 @@ using server::Dispatch;
 
 namespace {
 
-std::vector<Dispatch> g_dispatchers;  // set by main() from --dispatch
+std::vector<Dispatch> g_dispatchers;                   // set by main() from --dispatch
+server::EngineKind g_engine = server::EngineKind::kFull;  // and from --engine
 
 bool concurrent(Dispatch d) { return d != Dispatch::kBlocking; }
 
@@ -69,6 +71,7 @@ Mode mode() {
 server::ServerOptions options_for(const Mode& m) {
   server::ServerOptions o;
   o.dispatch = m.dispatch;
+  o.engine = g_engine;
   o.tls = m.tls;
   o.port = 0;
   return o;
@@ -273,12 +276,12 @@ TEST_CASE("nghttp sees the server's SETTINGS and the response") {
   CHECK(r.output.find("Hello World") != std::string::npos);
 }
 
-TEST_CASE("h2load: every request succeeds, both engines, both listener layouts") {
+TEST_CASE("h2load: every request succeeds, this engine and mini, both listener layouts") {
   require_clients();
   const Mode m = mode();
   [[maybe_unused]] const auto [d, tls] = m;
   auto o = options_for(m);
-  o.engine = GENERATE(server::EngineKind::kFull, server::EngineKind::kMini);
+  o.engine = GENERATE(values({g_engine, server::EngineKind::kMini}));
   o.listener_mode = GENERATE(server::ListenerMode::kReuseport, server::ListenerMode::kExclusive);
   // The listener layout only matters to the event-loop dispatchers.
   if ((d == Dispatch::kBlocking || d == Dispatch::kThreaded) &&
@@ -668,10 +671,18 @@ TEST_CASE("uring with --uring-sqpoll serves h2load and stops") {
 int main(int argc, char** argv) {
   Catch::Session session;
   std::string dispatch;
+  std::string engine = "full";
   using Catch::clara::Opt;
   session.cli(session.cli() |
-              Opt(dispatch, "name")["--dispatch"]("the dispatcher to test (default: every one)"));
+              Opt(dispatch, "name")["--dispatch"]("the dispatcher to test (default: every one)") |
+              Opt(engine, "name")["--engine"]("the engine behind it (default: full)"));
   if (const int rc = session.applyCommandLine(argc, argv); rc != 0) return rc;
+  if (const auto e = server::parse_engine(engine); e && *e != server::EngineKind::kMini) {
+    g_engine = *e;
+  } else {
+    std::fprintf(stderr, "engine '%s' cannot run this suite; valid: full, nghttp2\n", engine.c_str());
+    return 2;
+  }
   if (dispatch.empty()) {
     g_dispatchers = {Dispatch::kBlocking, Dispatch::kThreaded, Dispatch::kEpoll, Dispatch::kUring};
   } else if (const auto d = server::parse_dispatch(dispatch)) {

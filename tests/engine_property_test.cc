@@ -4,6 +4,7 @@
 //     gives the same output, octet for octet;
 //   * the full engine's replay caches change nothing: the same conversation
 //     with ConnectionOptions::replay_caches off gives the same output;
+//   (full with caches on and off, mini, and the nghttp2 engine);
 //   * a header block that libnghttp2's inflater accepts (block by block, in
 //     order) is never answered with GOAWAY(COMPRESSION_ERROR).
 // Output is not consumed while input arrives (so the output high-water mark
@@ -19,6 +20,7 @@
 
 #include "proto/connection.h"
 #include "proto/mini_engine.h"
+#include "proto/nghttp2_engine.h"
 #include "tests/support/conversations.h"
 #include "tests/support/frame_builder.h"
 #include "tests/support/hpack_block_writer.h"
@@ -38,6 +40,7 @@ std::unique_ptr<Engine> full_uncached() {
   return std::make_unique<Connection>(o);
 }
 std::unique_ptr<Engine> mini() { return std::make_unique<MiniEngine>(); }
+std::unique_ptr<Engine> nghttp2() { return std::make_unique<Nghttp2Engine>(); }
 
 struct Outcome {
   ByteString output;
@@ -126,8 +129,12 @@ TEST_CASE("scripted conversations: every engine's output is independent of the c
       const Outcome plain = check_invariant(full_uncached, in, rng);
       REQUIRE(cached.output == plain.output);
     }
-    INFO("mini");
-    check_invariant(mini, in, rng);
+    {
+      INFO("mini");
+      check_invariant(mini, in, rng);
+    }
+    INFO("nghttp2");
+    check_invariant(nghttp2, in, rng);
   }
 }
 
@@ -140,6 +147,8 @@ TEST_CASE("random conversations: cuts change nothing; caches change nothing") {
     const Outcome plain = check_invariant(full_uncached, in, rng);
     REQUIRE(cached.output == plain.output);
     check_invariant(mini, in, rng);
+    INFO("nghttp2");
+    check_invariant(nghttp2, in, rng);
   }
 }
 

@@ -27,9 +27,11 @@ inline ByteString data(uint32_t id, std::string_view body, bool end) {
 }
 
 inline ByteString post_echo(uint32_t id) {
-  // :method POST (index 3), :scheme http, :path /echo (literal, indexed name 4)
+  // :method POST (index 3), :scheme http, :path /echo (literal, indexed
+  // name 4), :authority localhost (literal, indexed name 1)
   ByteString block = {0x83, 0x86, 0x04, 5};
-  return headers(id, flags::kEndHeaders, block + bytes("/echo"));
+  block = block + bytes("/echo") + ByteString{0x01, 9} + bytes("localhost");
+  return headers(id, flags::kEndHeaders, block);
 }
 
 // The conversations the suite scripts elsewhere, condensed: every path
