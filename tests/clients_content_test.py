@@ -63,22 +63,33 @@ class Server:
     def __init__(self, main, dispatch, tls, tmp):
         self.dispatch, self.tls = dispatch, tls
         self.name = "%s/%s" % (dispatch, "tls" if tls else "h2c")
-        self.err_path = os.path.join(tmp, "server-%s-%s.err" % (dispatch, "tls" if tls else "h2c"))
-        self.err = open(self.err_path, "wb")  # a file: a chatty server never blocks on a pipe
-        self.proc = subprocess.Popen(
-            [main, "--port", "0", "--dispatch", dispatch, "--tls", "on" if tls else "off"],
-            stdout=subprocess.PIPE, stderr=self.err, text=True)
+        tag = "%s-%s" % (dispatch, "tls" if tls else "h2c")
+        # Files, not pipes: a chatty server never blocks on a full pipe, and
+        # nothing it writes later can fail.
+        self.out_path = os.path.join(tmp, "server-%s.out" % tag)
+        self.err_path = os.path.join(tmp, "server-%s.err" % tag)
+        self.err = open(self.err_path, "wb")
+        with open(self.out_path, "wb") as out:
+            self.proc = subprocess.Popen(
+                [main, "--port", "0", "--dispatch", dispatch, "--tls", "on" if tls else "off"],
+                stdout=out, stderr=self.err)
         self.url = None
 
     def wait_listening(self):
-        line = self.proc.stdout.readline()  # the first line: "h2lab listening on URL"
+        """The first line of stdout: "h2lab listening on URL", within 10 s."""
         prefix = "h2lab listening on "
+        deadline = time.monotonic() + 10
+        line = ""
+        while time.monotonic() < deadline and self.proc.poll() is None:
+            with open(self.out_path, "rb") as f:
+                line = f.readline().decode(errors="replace")
+            if line.endswith("\n"):
+                break
+            time.sleep(0.05)
         if not line.startswith(prefix):
             raise RuntimeError("%s did not announce itself: %r; stderr: %s" % (
                 self.name, line, self.log_tail()))
         self.url = line[len(prefix):].strip()
-        # Drain the rest of stdout (the help lines) so the server never blocks on it.
-        self.proc.stdout.close()
 
     def log_tail(self):
         self.err.flush()
