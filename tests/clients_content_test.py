@@ -23,6 +23,9 @@ fixed seed), and checks each answer against what it computes itself:
               client (tests/clients/go/, built here, offline)
   chromium    headless fetch() through the DevTools protocol, TLS only
               (browsers do not speak h2c) (tests/clients/chromium_fetch.js)
+  firefox     Firefox ESR headless fetch() through WebDriver BiDi, TLS only
+              (tests/clients/firefox_fetch.js); both browsers run
+              tests/clients/page_check.js in a page of the server
 
 A missing client fails the test, naming ./setup. Prints a table of client ×
 server; exits 1 if any cell failed. Every process started is stopped here.
@@ -306,7 +309,7 @@ def main():
         else:
             results.missing("go net/http", tls_servers, "go (golang-go)")
 
-        # Last: Chromium keeps its connections until it exits, and the
+        # Last: the browsers keep their connections until they exit, and the
         # blocking dispatcher serves one connection at a time.
         chromium = shutil.which("chromium")
         if chromium and node:
@@ -316,6 +319,14 @@ def main():
                 + [s.url for s in tls_servers], env=env), per + 2))
         else:
             results.missing("chromium fetch", tls_servers, "chromium (and node)")
+        firefox = shutil.which("firefox-esr")
+        if firefox and node:
+            profile = tempfile.mkdtemp(prefix="firefox-", dir=tmp)
+            timed("firefox", lambda: results.record_lines("firefox fetch", tls_servers, *run(
+                [node, os.path.join(clients_dir, "firefox_fetch.js"), firefox, profile]
+                + [s.url for s in tls_servers], env=env), per + 2))
+        else:
+            results.missing("firefox fetch", tls_servers, "firefox-esr (and node)")
     finally:
         for s in servers:
             if s.url is None and s.proc.poll() is None:
