@@ -172,7 +172,8 @@ Connection::Connection(ConnectionOptions options)
       decoder_(hpack::Limits{options_.max_header_list_size, options_.max_header_fields,
                              options_.max_field_size, hpack::kDefaultTableSize}),
       budget_(options_.abuse_budget),
-      stats_renderer_([this] { return stats_body(counters_, streams_.size(), options_.stats_json); }) {}
+      stats_renderer_(
+          [this] { return stats_body(counters_, streams_.size(), options_.stats_json); }) {}
 
 Connection::~Connection() = default;
 
@@ -184,25 +185,16 @@ size_t Connection::on_input(Bytes in) noexcept {
   size_t pos = 0;
   if (!preface_.preface_complete()) {
     // §3.4: the client preface, octet by octet (it may arrive split).
-    const auto [result, consumed] = preface_.feed(in);
-    switch (result) {
-      case PrefaceMatcher::Result::kIncomplete:
-        return consumed;
-      case PrefaceMatcher::Result::kHttp1:
-      case PrefaceMatcher::Result::kInvalid:
-        close_reason_ = append_preface_refusal(result, out_);
-        if (result == PrefaceMatcher::Result::kInvalid) {
-          goaway_sent_ = true;
-          counters_.goaway_sent = true;
-          counters_.goaway_code = static_cast<uint32_t>(ErrorCode::kProtocolError);
-        }
-        done_ = true;
-        return in.size();
-      case PrefaceMatcher::Result::kPreface:
-        pos = consumed;
-        send_server_preface();
-        break;
+    const PrefaceStep step = take_preface(preface_, in, out_, counters_);
+    if (step.state == PrefaceStep::kWaiting) return in.size();
+    if (step.state == PrefaceStep::kRefused) {
+      close_reason_ = step.close_reason;
+      goaway_sent_ = counters_.goaway_sent;
+      done_ = true;
+      return in.size();
     }
+    pos = step.consumed;
+    send_server_preface();
   }
 
   while (!done_) {

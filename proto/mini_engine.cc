@@ -40,23 +40,14 @@ size_t MiniEngine::on_input(Bytes in) noexcept {
   // preface split across reads works and the answer to anything else does
   // not depend on how it was cut.
   if (!preface_.preface_complete()) {
-    const auto [result, consumed] = preface_.feed(in);
-    switch (result) {
-      case PrefaceMatcher::Result::kIncomplete:
-        return consumed;
-      case PrefaceMatcher::Result::kHttp1:
-      case PrefaceMatcher::Result::kInvalid:
-        if (result == PrefaceMatcher::Result::kInvalid) {
-          counters_.goaway_sent = true;
-          counters_.goaway_code = static_cast<uint32_t>(ErrorCode::kProtocolError);
-        }
-        fail(append_preface_refusal(result, out_));
-        return in.size();
-      case PrefaceMatcher::Result::kPreface:
-        pos = consumed;
-        encode_settings(out_.append(kFrameHeaderSize), {});
-        break;
+    const PrefaceStep step = take_preface(preface_, in, out_, counters_);
+    if (step.state == PrefaceStep::kWaiting) return in.size();
+    if (step.state == PrefaceStep::kRefused) {
+      fail(step.close_reason);
+      return in.size();
     }
+    pos = step.consumed;
+    encode_settings(out_.append(kFrameHeaderSize), {});
   }
 
   while (pos < in.size()) {

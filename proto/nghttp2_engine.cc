@@ -36,10 +36,10 @@ struct Nghttp2Engine::Stream {
   std::optional<uint64_t> content_length;
   size_t header_list_size = 0;  // RFC 9113 §6.5.2 units, as the full engine counts
   uint32_t fields = 0;
-  bool too_large = false;     // over max_header_list_size or max_header_fields: 431
-  bool responded = false;     // a response was submitted
+  bool too_large = false;      // over max_header_list_size or max_header_fields: 431
+  bool responded = false;      // a response was submitted
   bool remote_closed = false;  // the peer's END_STREAM arrived
-  bool complete = false;      // our END_STREAM went out
+  bool complete = false;       // our END_STREAM went out
   RouteResponse response;
   uint64_t body_sent = 0;
   std::vector<uint8_t> echo;  // /echo input not yet sent back
@@ -72,11 +72,20 @@ struct Nghttp2Engine::Callbacks {
     const RouteResponse& r = s.response;
     uint64_t remaining = 0;
     switch (r.body) {
-      case BodyKind::kStatic: remaining = r.static_body.size() - s.body_sent; break;
-      case BodyKind::kOwned: remaining = r.owned_body.size() - s.body_sent; break;
-      case BodyKind::kPattern: remaining = r.length - s.body_sent; break;
-      case BodyKind::kEcho: remaining = s.echo.size() - s.echo_sent; break;
-      case BodyKind::kNone: break;
+      case BodyKind::kStatic:
+        remaining = r.static_body.size() - s.body_sent;
+        break;
+      case BodyKind::kOwned:
+        remaining = r.owned_body.size() - s.body_sent;
+        break;
+      case BodyKind::kPattern:
+        remaining = r.length - s.body_sent;
+        break;
+      case BodyKind::kEcho:
+        remaining = s.echo.size() - s.echo_sent;
+        break;
+      case BodyKind::kNone:
+        break;
     }
     const bool body_complete = r.body != BodyKind::kEcho || s.remote_closed;
     if (remaining == 0 && !body_complete) return NGHTTP2_ERR_DEFERRED;  // resumed when input comes
@@ -87,8 +96,8 @@ struct Nghttp2Engine::Callbacks {
   }
 
   // A whole DATA frame: its header copied, its body referenced or copied.
-  static int send_data(nghttp2_session*, nghttp2_frame* frame, const uint8_t* framehd, size_t length,
-                       nghttp2_data_source* source, void* user_data) {
+  static int send_data(nghttp2_session*, nghttp2_frame* frame, const uint8_t* framehd,
+                       size_t length, nghttp2_data_source* source, void* user_data) {
     Nghttp2Engine& e = engine(user_data);
     if (e.out_.size() >= e.options_.output_high_water) return NGHTTP2_ERR_WOULDBLOCK;
     Stream& s = *static_cast<Stream*>(source->ptr);
@@ -147,7 +156,8 @@ struct Nghttp2Engine::Callbacks {
   // nghttp2 has validated the field (RFC 9113 §8.2); we keep what routing
   // needs and count the list against our limits.
   static int header(nghttp2_session* session, const nghttp2_frame* frame, const uint8_t* name,
-                    size_t namelen, const uint8_t* value, size_t valuelen, uint8_t, void* user_data) {
+                    size_t namelen, const uint8_t* value, size_t valuelen, uint8_t,
+                    void* user_data) {
     if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST) return 0;
     Stream* s = stream(session, frame->hd.stream_id);
     if (s == nullptr) return 0;
@@ -248,7 +258,9 @@ struct Nghttp2Engine::Callbacks {
 };
 
 Nghttp2Engine::Nghttp2Engine(ConnectionOptions options)
-    : options_(std::move(options)), stats_renderer_([this] { return stats_body(counters_, streams_.size(), options_.stats_json); }) {}
+    : options_(std::move(options)), stats_renderer_([this] {
+        return stats_body(counters_, streams_.size(), options_.stats_json);
+      }) {}
 
 Nghttp2Engine::~Nghttp2Engine() {
   streams_.clear();
@@ -294,27 +306,21 @@ void Nghttp2Engine::start_session() {
 
 size_t Nghttp2Engine::on_input(Bytes in) noexcept {
   if (done_) return in.size();
-  Bytes rest = in;  // after the preface
+  size_t pos = 0;  // the first octet after the preface
   if (!preface_.preface_complete()) {
-    const auto [result, consumed] = preface_.feed(in);
-    if (result == PrefaceMatcher::Result::kIncomplete) return in.size();
-    if (result != PrefaceMatcher::Result::kPreface) {
-      close_reason_ = append_preface_refusal(result, out_);
-      if (result == PrefaceMatcher::Result::kInvalid) {
-        counters_.goaway_sent = true;
-        counters_.goaway_code = static_cast<uint32_t>(ErrorCode::kProtocolError);
-      }
-      done_ = true;
+    const PrefaceStep step = take_preface(preface_, in, out_, counters_);
+    if (step.state == PrefaceStep::kWaiting) return in.size();
+    if (step.state == PrefaceStep::kRefused) {
+      fail(step.close_reason);
       return in.size();
     }
     start_session();
     flush();  // our preface goes out before anything it answers
-    rest = in.subspan(consumed);
+    pos = step.consumed;
   }
   // One frame at a time, each followed by a flush: nghttp2 sees the same
   // calls, and the output comes in the same order, however the input was
   // cut; an incomplete frame stays with the caller (the carry contract).
-  size_t pos = in.size() - rest.size();
   while (!done_ && session_ != nullptr) {
     FrameHeader h;
     if (!decode_frame_header(in.subspan(pos), h)) break;
@@ -358,7 +364,8 @@ void Nghttp2Engine::respond(Stream& s) {
   if (!r.content_type.empty()) fields[count++] = nv("content-type", r.content_type);
   if (r.content_length) {
     const char* end = std::to_chars(length, length + sizeof length, *r.content_length).ptr;
-    fields[count++] = nv("content-length", std::string_view(length, static_cast<size_t>(end - length)));
+    fields[count++] =
+        nv("content-length", std::string_view(length, static_cast<size_t>(end - length)));
   }
   const bool echo_done = r.body == BodyKind::kEcho && s.remote_closed;
   const bool no_body = r.body == BodyKind::kNone || s.method == "HEAD"sv ||
@@ -410,7 +417,8 @@ void Nghttp2Engine::on_input_closed() noexcept {
     return;
   }
   for (const auto& [id, s] : streams_) {
-    if (!s->remote_closed) nghttp2_submit_rst_stream(session_, NGHTTP2_FLAG_NONE, id, NGHTTP2_CANCEL);
+    if (!s->remote_closed)
+      nghttp2_submit_rst_stream(session_, NGHTTP2_FLAG_NONE, id, NGHTTP2_CANCEL);
   }
   flush();
 }
@@ -434,6 +442,5 @@ void Nghttp2Engine::shutdown() noexcept {
 void Nghttp2Engine::on_output_drained() noexcept {
   if (!done_) flush();
 }
-
 
 }  // namespace h2lab::proto

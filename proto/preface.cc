@@ -76,15 +76,26 @@ PrefaceMatcher::Outcome PrefaceMatcher::feed(Bytes in) noexcept {
   return {result_, in.size()};
 }
 
-const char* append_preface_refusal(PrefaceMatcher::Result result, OutputQueue& out) {
-  if (result == PrefaceMatcher::Result::kHttp1) {
-    out.append_ref(kHttp1Response.data(), kHttp1Response.size());
-    return "HTTP/1.1 request on an HTTP/2-only port";
+PrefaceStep take_preface(PrefaceMatcher& matcher, Bytes in, OutputQueue& out,
+                         EngineCounters& counters) {
+  const auto [result, consumed] = matcher.feed(in);
+  switch (result) {
+    case PrefaceMatcher::Result::kIncomplete:
+      return {PrefaceStep::kWaiting, consumed, ""};
+    case PrefaceMatcher::Result::kPreface:
+      return {PrefaceStep::kOpened, consumed, ""};
+    case PrefaceMatcher::Result::kHttp1:
+      out.append_ref(kHttp1Response.data(), kHttp1Response.size());
+      return {PrefaceStep::kRefused, consumed, "HTTP/1.1 request on an HTTP/2-only port"};
+    case PrefaceMatcher::Result::kInvalid:
+      break;
   }
   encode_settings(out.append(kFrameHeaderSize), {});
   encode_goaway(out.append(kFrameHeaderSize + 8 + kInvalidPrefaceDetail.size()), 0,
                 ErrorCode::kProtocolError, kInvalidPrefaceDetail);
-  return "invalid connection preface";
+  counters.goaway_sent = true;
+  counters.goaway_code = static_cast<uint32_t>(ErrorCode::kProtocolError);
+  return {PrefaceStep::kRefused, consumed, "invalid connection preface"};
 }
 
 }  // namespace h2lab::proto

@@ -9,6 +9,7 @@
 #include <cstddef>
 #include <string_view>
 
+#include "proto/engine.h"
 #include "proto/frame.h"
 #include "proto/output_queue.h"
 
@@ -63,10 +64,21 @@ static_assert(kHttp1Response.size() - kHttp1Response.find("\r\n\r\n") - 4 == 103
 
 inline constexpr std::string_view kInvalidPrefaceDetail = "invalid connection preface";
 
-// What a server sends when the matcher decided kHttp1 or kInvalid: the
-// HTTP/1.1 505 hint (referenced, static), or our SETTINGS (the server
-// preface must come first, §3.4) then GOAWAY(last-stream-id 0,
-// PROTOCOL_ERROR). Returns the close reason for the log (a static string).
-const char* append_preface_refusal(PrefaceMatcher::Result result, OutputQueue& out);
+// An engine's first step on each input until the preface is complete:
+// feeds `in` to `matcher` and, when it decides against HTTP/2, writes the
+// refusal into `out` — the HTTP/1.1 505 hint (referenced, static), or our
+// SETTINGS (the server preface must come first, §3.4) then GOAWAY(last
+// stream 0, PROTOCOL_ERROR), counted in `counters`.
+struct PrefaceStep {
+  enum State : uint8_t {
+    kWaiting,  // all of `in` taken, nothing decided yet
+    kRefused,  // the refusal is in `out`: the engine is done
+    kOpened,   // the preface is complete: frames start at in[consumed]
+  } state;
+  size_t consumed;
+  const char* close_reason;  // kRefused: for the log (static)
+};
+PrefaceStep take_preface(PrefaceMatcher& matcher, Bytes in, OutputQueue& out,
+                         EngineCounters& counters);
 
 }  // namespace h2lab::proto

@@ -7,11 +7,11 @@ namespace h2lab::proto {
 size_t RefuseEngine::on_input(Bytes in) noexcept {
   if (done_) return in.size();
   // RFC 9113 §3.4, decided octet by octet (proto/preface.h).
-  const PrefaceMatcher::Result result = preface_.feed(in).result;
-  if (result == PrefaceMatcher::Result::kIncomplete) return in.size();
+  const PrefaceStep step = take_preface(preface_, in, out_, counters_);
+  if (step.state == PrefaceStep::kWaiting) return in.size();
   done_ = true;
-  if (result != PrefaceMatcher::Result::kPreface) {
-    close_reason_ = append_preface_refusal(result, out_);
+  if (step.state == PrefaceStep::kRefused) {
+    close_reason_ = step.close_reason;
     return in.size();
   }
   const std::array<Setting, 1> settings = {

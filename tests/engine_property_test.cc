@@ -11,7 +11,6 @@
 // is met at the same frame whatever the cuts); afterwards the "socket"
 // drains it, and then the peer half-closes.
 #include <catch2/catch.hpp>
-
 #include <functional>
 #include <map>
 #include <memory>
@@ -35,14 +34,20 @@ namespace {
 
 using MakeEngine = std::function<std::unique_ptr<Engine>()>;
 
-std::unique_ptr<Engine> full_cached() { return std::make_unique<Connection>(); }
+std::unique_ptr<Engine> full_cached() {
+  return std::make_unique<Connection>();
+}
 std::unique_ptr<Engine> full_uncached() {
   ConnectionOptions o;
   o.replay_caches = false;
   return std::make_unique<Connection>(o);
 }
-std::unique_ptr<Engine> mini() { return std::make_unique<MiniEngine>(); }
-std::unique_ptr<Engine> nghttp2() { return std::make_unique<Nghttp2Engine>(); }
+std::unique_ptr<Engine> mini() {
+  return std::make_unique<MiniEngine>();
+}
+std::unique_ptr<Engine> nghttp2() {
+  return std::make_unique<Nghttp2Engine>();
+}
 
 struct Outcome {
   ByteString output;
@@ -56,7 +61,8 @@ Outcome run(const MakeEngine& make, const ByteString& in, const std::vector<size
   ByteString carry;
   size_t from = 0;
   const auto feed = [&](size_t to) {
-    carry.insert(carry.end(), in.begin() + static_cast<long>(from), in.begin() + static_cast<long>(to));
+    carry.insert(carry.end(), in.begin() + static_cast<long>(from),
+                 in.begin() + static_cast<long>(to));
     from = to;
     const size_t used = e->on_input(carry);
     REQUIRE(used <= carry.size());
@@ -157,8 +163,9 @@ TEST_CASE("scripted conversations: every DATA octet is the body asked for, at it
   for (const auto& [name, in] : scripted_conversations()) {
     const auto wanted = bodies.find(name);
     if (wanted == bodies.end()) continue;
-    const std::pair<const char*, MakeEngine> engines[] = {
-        {"full, caches on", full_cached}, {"full, caches off", full_uncached}, {"nghttp2", nghttp2}};
+    const std::pair<const char*, MakeEngine> engines[] = {{"full, caches on", full_cached},
+                                                          {"full, caches off", full_uncached},
+                                                          {"nghttp2", nghttp2}};
     for (const auto& [engine, make] : engines) {
       INFO(engine);
       const Outcome o = run(make, in, {});
@@ -275,7 +282,8 @@ TEST_CASE("the cache sequence of issue 11 decodes as nghttp2's inflater decodes 
   const Block shrink = {0x20, 0x82, 0x86, 0x84};  // size update 0, GET /
   Block inserting = {0x82, 0x86, 0x44, 8};        // GET, :path "/bytes/3" with indexing
   for (const char ch : std::string_view("/bytes/3")) inserting.push_back(static_cast<uint8_t>(ch));
-  Block regrow_431 = {0x3f, 0xe1, 0x1f, 0x82, 0x86, 0x84};  // size update 4096, GET /, 100 fields more
+  Block regrow_431 = {0x3f, 0xe1, 0x1f,
+                      0x82, 0x86, 0x84};  // size update 4096, GET /, 100 fields more
   for (int i = 0; i < 100; ++i) {
     for (const int o : {0x00, 0x03, int{'x'}, int{'-'}, int{'a'}, 0x01, int{'1'}}) {
       regrow_431.push_back(static_cast<uint8_t>(o));

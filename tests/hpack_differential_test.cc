@@ -4,7 +4,6 @@
 // blocks round-tripped through nghttp2. Whatever nghttp2 decodes, h2lab's
 // decoder decodes to the same fields; whatever it refuses, h2lab refuses.
 #include <catch2/catch.hpp>
-
 #include <cstdint>
 #include <optional>
 #include <random>

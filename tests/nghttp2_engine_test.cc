@@ -2,14 +2,14 @@
 // fed scripted bytes: the carry contract, the routes' exact bodies, /echo
 // under flow control, backpressure, half-close and graceful stop. Chunking
 // invariance is in engine_property_test; real clients in the dispatch suite.
-#include <catch2/catch.hpp>
+#include "proto/nghttp2_engine.h"
 
+#include <catch2/catch.hpp>
 #include <map>
 #include <string>
 #include <vector>
 
 #include "proto/hpack.h"
-#include "proto/nghttp2_engine.h"
 #include "tests/support/conversations.h"
 #include "tests/support/frame_builder.h"
 
@@ -73,7 +73,8 @@ ByteString pattern(size_t n) {
 TEST_CASE("nghttp2 engine: routes answer as the full engine's do, every octet") {
   Nghttp2Engine e;
   Reader r;
-  ByteString in = preface() + settings({{0x4, 1 << 20}}) + frame(FrameType::kWindowUpdate, 0, 0, u32(1 << 20));
+  ByteString in =
+      preface() + settings({{0x4, 1 << 20}}) + frame(FrameType::kWindowUpdate, 0, 0, u32(1 << 20));
   in = in + get_request(1) + get_request(3, "/bytes/100003") + get_request(5, "/missing") +
        get_request(7, "/bytes/x");
   CHECK(e.on_input(in) == in.size());
@@ -117,8 +118,10 @@ TEST_CASE("nghttp2 engine: /echo is flow-controlled and comes back whole") {
   for (int round = 0; round < 1000 && sent < body.size(); ++round) {
     const size_t n = std::min<size_t>({body.size() - sent, static_cast<size_t>(window), 16384});
     REQUIRE(n > 0);  // else the engine never granted the window back
-    const ByteString chunk(body.begin() + static_cast<long>(sent), body.begin() + static_cast<long>(sent + n));
-    const ByteString f = frame(FrameType::kData, sent + n == body.size() ? flags::kEndStream : 0, 1, chunk);
+    const ByteString chunk(body.begin() + static_cast<long>(sent),
+                           body.begin() + static_cast<long>(sent + n));
+    const ByteString f =
+        frame(FrameType::kData, sent + n == body.size() ? flags::kEndStream : 0, 1, chunk);
     CHECK(e.on_input(f) == f.size());
     sent += n;
     window -= static_cast<int64_t>(n);
@@ -127,8 +130,8 @@ TEST_CASE("nghttp2 engine: /echo is flow-controlled and comes back whole") {
     for (size_t i = before; i < r.frames.size(); ++i) {
       const Frame& fr = r.frames[i];
       if (fr.h.is(FrameType::kWindowUpdate) && fr.h.stream_id == 1) {
-        window += (int64_t{fr.payload[0] & 0x7f} << 24) | (fr.payload[1] << 16) | (fr.payload[2] << 8) |
-                  fr.payload[3];
+        window += (int64_t{fr.payload[0] & 0x7f} << 24) | (fr.payload[1] << 16) |
+                  (fr.payload[2] << 8) | fr.payload[3];
       }
     }
   }
@@ -196,9 +199,9 @@ TEST_CASE("nghttp2 engine: a wrong preface is refused as by every engine") {
   Nghttp2Engine e;
   CHECK(e.on_input(bytes("INVALID CONNECTION PREFACE\r\n\r\n")) == 30);
   CHECK(e.done());
-  CHECK(drain(e.output()) == frame(FrameType::kSettings, 0, 0, {}) +
-                                 frame(FrameType::kGoaway, 0, 0,
-                                       u32(0) + u32(1) + bytes("invalid connection preface")));
+  CHECK(drain(e.output()) ==
+        frame(FrameType::kSettings, 0, 0, {}) +
+            frame(FrameType::kGoaway, 0, 0, u32(0) + u32(1) + bytes("invalid connection preface")));
   Nghttp2Engine h1;
   h1.on_input(bytes("GET / HTTP/1.1\r\n\r\n"));
   CHECK(std::string(h1.close_reason()) == "HTTP/1.1 request on an HTTP/2-only port");

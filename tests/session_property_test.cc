@@ -4,10 +4,9 @@
 // read or at random cuts, and whether TLS is on or off (an in-process
 // OpenSSL client encrypts the conversation in records of random sizes and
 // decrypts the answer). The full engine is behind the session.
-#include <catch2/catch.hpp>
-
 #include <openssl/ssl.h>
 
+#include <catch2/catch.hpp>
 #include <memory>
 #include <random>
 #include <vector>
@@ -15,6 +14,7 @@
 #include "proto/connection.h"
 #include "server/session.h"
 #include "tests/support/conversations.h"
+#include "tests/support/session_io.h"
 #include "tests/tls_test_client.h"
 #include "tls/context.h"
 #include "tls/session.h"
@@ -33,16 +33,6 @@ std::shared_ptr<tls::Context> context() {
     return r.context;
   }();
   return c;
-}
-
-ByteString take(server::Session& s) {
-  ByteString out;
-  for (const iovec& v : s.pending_output()) {
-    const auto* p = static_cast<const uint8_t*>(v.iov_base);
-    out.insert(out.end(), p, p + v.iov_len);
-  }
-  s.on_written(out.size());
-  return out;
 }
 
 std::vector<size_t> cuts_for(int mode, size_t n, std::mt19937& rng) {
@@ -69,7 +59,7 @@ void feed(server::Session& s, const ByteString& wire, const std::vector<size_t>&
     REQUIRE(s.wants_read());
     s.on_data(std::span<const uint8_t>(wire.data() + from, to - from));
     from = to;
-    deliver(take(s));
+    deliver(take_output(s));
     if (s.wants_close()) return;
   }
 }
@@ -80,7 +70,7 @@ ByteString cleartext(const ByteString& in, const std::vector<size_t>& cuts) {
   const auto deliver = [&](const ByteString& out) { got = got + out; };
   feed(s, in, cuts, deliver);
   s.on_eof();
-  for (int i = 0; i < 100 && s.wants_write(); ++i) deliver(take(s));
+  for (int i = 0; i < 100 && s.wants_write(); ++i) deliver(take_output(s));
   return got;
 }
 
@@ -93,14 +83,15 @@ ByteString over_tls(const ByteString& in, int mode, std::mt19937& rng) {
     SSL_do_handshake(client.ssl());
     const ByteString hello = client.output();
     if (!hello.empty()) s.on_data(hello);
-    client.input(take(s));
+    client.input(take_output(s));
   }
   REQUIRE(SSL_is_init_finished(client.ssl()));
   REQUIRE(s.handshake_done());
   // The conversation in records of random sizes.
   for (size_t at = 0; at < in.size();) {
     const size_t n = std::min(in.size() - at, 1 + size_t{rng() % 3000});
-    client.write(ByteString(in.begin() + static_cast<long>(at), in.begin() + static_cast<long>(at + n)));
+    client.write(
+        ByteString(in.begin() + static_cast<long>(at), in.begin() + static_cast<long>(at + n)));
     at += n;
   }
   const ByteString wire = client.output();
@@ -111,7 +102,7 @@ ByteString over_tls(const ByteString& in, int mode, std::mt19937& rng) {
   };
   feed(s, wire, cuts_for(mode, wire.size(), rng), deliver);
   s.on_eof();
-  for (int i = 0; i < 100 && s.wants_write(); ++i) deliver(take(s));
+  for (int i = 0; i < 100 && s.wants_write(); ++i) deliver(take_output(s));
   return got;
 }
 
@@ -134,7 +125,8 @@ TEST_CASE("session: the same conversation gives the same plaintext, any cuts, TL
     // TLS needs a connection to carry it: the preface conversations that end
     // before one exists are answered the same, in plaintext, all the same.
     for (int mode : {0, 1, 2}) {
-      INFO("TLS, " << (mode == 0 ? "one read" : (mode == 1 ? "one octet per read" : "random cuts")));
+      INFO(
+          "TLS, " << (mode == 0 ? "one read" : (mode == 1 ? "one octet per read" : "random cuts")));
       REQUIRE(over_tls(in, mode, rng) == want);
     }
   }

@@ -5,22 +5,11 @@
 #include "proto/mini_engine.h"
 #include "server/session.h"
 #include "tests/support/frame_builder.h"
+#include "tests/support/session_io.h"
 
 using namespace h2lab;
 using namespace h2lab::testing;
 using h2lab::proto::Bytes;
-
-namespace {
-ByteString take_output(server::Session& s) {
-  ByteString out;
-  for (const iovec& v : s.pending_output()) {
-    const auto* p = static_cast<const uint8_t*>(v.iov_base);
-    out.insert(out.end(), p, p + v.iov_len);
-  }
-  s.on_written(out.size());
-  return out;
-}
-}  // namespace
 
 TEST_CASE("session: any two-way split of the input gives the same output") {
   const ByteString in = preface() + settings() + get_request(1) + get_request(3, "/a/longer/path") +

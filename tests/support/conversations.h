@@ -50,20 +50,22 @@ inline std::vector<std::pair<std::string, ByteString>> scripted_conversations() 
       {"routes", open + get_request(1, "/bytes/40000") + get_request(3, "/nope") +
                      get_request(5, "/bytes/0") + get_request(7, "/stats") +
                      get_request(9, "/bytes/x")},
-      {"small windows and odd updates",
-       small_window + get_request(1, "/bytes/100003") + frame(FrameType::kWindowUpdate, 0, 1, u32(777)) +
-           frame(FrameType::kWindowUpdate, 0, 0, u32(5555)) +
-           frame(FrameType::kWindowUpdate, 0, 1, u32(70001)) + get_request(3, "/bytes/5000")},
+      {"small windows and odd updates", small_window + get_request(1, "/bytes/100003") +
+                                            frame(FrameType::kWindowUpdate, 0, 1, u32(777)) +
+                                            frame(FrameType::kWindowUpdate, 0, 0, u32(5555)) +
+                                            frame(FrameType::kWindowUpdate, 0, 1, u32(70001)) +
+                                            get_request(3, "/bytes/5000")},
       {"echo", open + post_echo(1) + data(1, "abc", false) + data(1, "defgh", true) + post_echo(3) +
                    frame(FrameType::kData, flags::kEndStream, 3, big_echo_body)},
-      {"CONTINUATION", open +
-                           headers(1, flags::kEndStream, ByteString(block.begin(), block.begin() + 2)) +
-                           frame(FrameType::kContinuation, 0, 1, ByteString(block.begin() + 2, block.begin() + 4)) +
-                           frame(FrameType::kContinuation, flags::kEndHeaders, 1,
-                                 ByteString(block.begin() + 4, block.end()))},
-      {"reset and GOAWAY", open + get_request(1, "/bytes/300000", flags::kEndHeaders | flags::kEndStream) +
-                               frame(FrameType::kRstStream, 0, 1, u32(8)) + get_request(3) +
-                               frame(FrameType::kGoaway, 0, 0, u32(3) + u32(0))},
+      {"CONTINUATION",
+       open + headers(1, flags::kEndStream, ByteString(block.begin(), block.begin() + 2)) +
+           frame(FrameType::kContinuation, 0, 1, ByteString(block.begin() + 2, block.begin() + 4)) +
+           frame(FrameType::kContinuation, flags::kEndHeaders, 1,
+                 ByteString(block.begin() + 4, block.end()))},
+      {"reset and GOAWAY",
+       open + get_request(1, "/bytes/300000", flags::kEndHeaders | flags::kEndStream) +
+           frame(FrameType::kRstStream, 0, 1, u32(8)) + get_request(3) +
+           frame(FrameType::kGoaway, 0, 0, u32(3) + u32(0))},
       {"errors: DATA on an idle stream", open + data(5, "x", true)},
       {"errors: frame too large", open + frame(FrameType::kPing, 0, 0, ByteString(20000, 0))},
       {"errors: first frame not SETTINGS", preface() + get_request(1)},
@@ -98,7 +100,8 @@ inline ByteString random_conversation(std::mt19937& rng) {
         break;
       }
       case 4:
-        in = in + frame(FrameType::kWindowUpdate, 0, rng() % 2 ? 0 : open_id, u32(1 + rng() % 100000));
+        in = in +
+             frame(FrameType::kWindowUpdate, 0, rng() % 2 ? 0 : open_id, u32(1 + rng() % 100000));
         break;
       case 5:
         in = in + frame(FrameType::kPing, rng() % 8 == 0 ? flags::kAck : 0, 0, ByteString(8, 1));
@@ -111,7 +114,8 @@ inline ByteString random_conversation(std::mt19937& rng) {
         break;
       case 8: {  // a random frame: any type, flags, stream and payload
         ByteString payload(rng() % 40, static_cast<uint8_t>(rng()));
-        in = in + frame(static_cast<uint8_t>(rng() % 12), static_cast<uint8_t>(rng()), rng() % 8, payload);
+        in = in + frame(static_cast<uint8_t>(rng() % 12), static_cast<uint8_t>(rng()), rng() % 8,
+                        payload);
         break;
       }
       default: {  // a random header block on a new stream

@@ -20,10 +20,16 @@ namespace huffman = proto::huffman;
 using Block = std::vector<uint8_t>;
 
 // Field names and values with repeats, so that the dynamic table is hit.
-inline const char* const kNames[] = {":path", ":authority", "cookie", "user-agent", "x-a", "accept",
-                              "content-type", "x-long", ""};
-inline const char* const kValues[] = {"/", "/index.html", "example.com", "a=b; c=d", "1", "",
-                               "text/html,application/xhtml+xml", "Mozilla/5.0 (X11; Linux)"};
+inline const char* const kNames[] = {
+    ":path", ":authority", "cookie", "user-agent", "x-a", "accept", "content-type", "x-long", ""};
+inline const char* const kValues[] = {"/",
+                                      "/index.html",
+                                      "example.com",
+                                      "a=b; c=d",
+                                      "1",
+                                      "",
+                                      "text/html,application/xhtml+xml",
+                                      "Mozilla/5.0 (X11; Linux)"};
 
 // Writes one header block, representation by representation.
 class BlockWriter {

@@ -1,0 +1,23 @@
+// What a dispatcher does with a server::Session's output, for tests: take
+// all of it, as if one write had sent it.
+#pragma once
+
+#include <sys/uio.h>
+
+#include "server/session.h"
+#include "tests/support/frame_builder.h"
+
+namespace h2lab::testing {
+
+// Everything pending_output() holds, concatenated, then on_written() of it.
+inline ByteString take_output(server::Session& s) {
+  ByteString out;
+  for (const iovec& v : s.pending_output()) {
+    const auto* p = static_cast<const uint8_t*>(v.iov_base);
+    out.insert(out.end(), p, p + v.iov_len);
+  }
+  s.on_written(out.size());
+  return out;
+}
+
+}  // namespace h2lab::testing
