@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # One libFuzzer campaign, as docs/FUZZING.md describes it:
 #   tests/fuzz/run_campaign.sh TARGET SECONDS WORKDIR
-# Runs bazel-bin/tests/fuzz/TARGET (built with --config=fuzz) for SECONDS in
+# Runs bazel-out/k8-optfuzz/bin/tests/fuzz/TARGET (bazel build --config=fuzz;
+# the fuzz configuration's own output directory) for SECONDS in
 # all, niced, one job and one worker (the machine's 2 cores are shared),
 # from the committed seeds in tests/fuzz/corpus/TARGET plus what earlier
 # runs left in WORKDIR/corpus. A crash stops libFuzzer: it is kept under
@@ -13,7 +14,8 @@ cd "$(dirname "$0")/../.."
 repo=$PWD
 bin=$work/$target
 mkdir -p "$work/corpus" "$work/findings" "$work/logs"
-cp -f "bazel-bin/tests/fuzz/$target" "$bin"  # frozen: later builds do not change it
+# Frozen: a later build does not change the binary under a running campaign.
+cp -f "bazel-out/k8-optfuzz/bin/tests/fuzz/$target" "$bin" || exit 1
 start=$(date +%s)
 runs=0 execs=0 crashes=0
 while :; do
