@@ -138,7 +138,9 @@ class EngineDriver {
   }
 
  private:
-  size_t low_water() const { return bounds_.high_water == SIZE_MAX ? SIZE_MAX : bounds_.high_water / 2; }
+  size_t low_water() const {
+    return bounds_.high_water == SIZE_MAX ? SIZE_MAX : bounds_.high_water / 2;
+  }
   uint64_t produced() const { return written_ + engine_.output().size(); }
 
   // Runs one engine call and checks the output bound and the done() rule.
@@ -243,7 +245,8 @@ class EngineDriver {
       write(SIZE_MAX);
       call([&] { engine_.on_output_drained(); }, 0);
       if (produced() == before && engine_.output().empty()) {
-        if (!engine_.done()) std::fprintf(stderr, "after EOF: nothing left to send, yet not done\n");
+        if (!engine_.done())
+          std::fprintf(stderr, "after EOF: nothing left to send, yet not done\n");
         FUZZ_CHECK(engine_.done());
         return;
       }

@@ -78,16 +78,17 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     size_t fields = 0;
     size_t list_size = 0;
     bool field_too_large = false;
-    const hpack::Status status = decoder.decode(
-        std::span<const uint8_t>(block.get(), chunk.size()),
-        [&](std::string_view name, std::string_view value) {
-          volatile uint8_t touch = 0;
-          for (char c : name) touch = touch ^ static_cast<uint8_t>(c);
-          for (char c : value) touch = touch ^ static_cast<uint8_t>(c);
-          ++fields;
-          list_size += hpack::entry_size(name.size(), value.size());
-          if (name.size() + value.size() > limits.max_field_size) field_too_large = true;
-        });
+    const hpack::Status status =
+        decoder.decode(std::span<const uint8_t>(block.get(), chunk.size()),
+                       [&](std::string_view name, std::string_view value) {
+                         volatile uint8_t touch = 0;
+                         for (char c : name) touch = touch ^ static_cast<uint8_t>(c);
+                         for (char c : value) touch = touch ^ static_cast<uint8_t>(c);
+                         ++fields;
+                         list_size += hpack::entry_size(name.size(), value.size());
+                         if (name.size() + value.size() > limits.max_field_size)
+                           field_too_large = true;
+                       });
     switch (status) {
       case hpack::Status::Ok:
         FUZZ_CHECK(fields <= limits.max_fields);

@@ -88,9 +88,15 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       Owned f;
       const hpack::Field entry = hpack::static_entry(1 + in.u8() % hpack::kStaticTableLength);
       switch (shape & 3) {
-        case 0: f.name = entry.name; break;
-        case 1: f.name = kCredentials[(shape >> 2) % std::size(kCredentials)]; break;
-        default: f.name = as_chars(in.bytes(in.u8() % 48)); break;
+        case 0:
+          f.name = entry.name;
+          break;
+        case 1:
+          f.name = kCredentials[(shape >> 2) % std::size(kCredentials)];
+          break;
+        default:
+          f.name = as_chars(in.bytes(in.u8() % 48));
+          break;
       }
       if ((shape & 0x10) != 0) {
         f.value = entry.value;
@@ -123,12 +129,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
 
     size_t at = 0;
     bool same = true;
-    const hpack::Status status = decoder.decode(
-        std::span<const uint8_t>(block.get(), *written),
-        [&](std::string_view name, std::string_view value) {
-          if (at >= list.size() || list[at].name != name || list[at].value != value) same = false;
-          ++at;
-        });
+    const hpack::Status status =
+        decoder.decode(std::span<const uint8_t>(block.get(), *written),
+                       [&](std::string_view name, std::string_view value) {
+                         if (at >= list.size() || list[at].name != name || list[at].value != value)
+                           same = false;
+                         ++at;
+                       });
     if (status != hpack::Status::Ok) {
       std::fprintf(stderr, "decode: %s\n", decoder.error_detail());
     }

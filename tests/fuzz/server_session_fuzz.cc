@@ -128,8 +128,8 @@ class Dispatcher {
   void arrive(std::span<const uint8_t> bytes, bool raw) {
     if (eof_) return;
     std::vector<uint8_t> stream;
-    const size_t from_preface = std::min(proto::kClientPreface.size() - preface_sent_,
-                                         bytes.size());
+    const size_t from_preface =
+        std::min(proto::kClientPreface.size() - preface_sent_, bytes.size());
     stream.insert(stream.end(), proto::kClientPreface.begin() + preface_sent_,
                   proto::kClientPreface.begin() + preface_sent_ + from_preface);
     preface_sent_ += from_preface;
