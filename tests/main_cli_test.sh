@@ -94,6 +94,10 @@ out="$TEST_TMPDIR/main.out"
 # Starts main with "$@"; sets pid, and url from the first line, which must be
 # "h2lab listening on URL" (the bench harness reads it).
 start_main() {
+  # Emptied here, not by the redirection below: that one runs in the child,
+  # which may not have run yet when the loop reads the previous server's
+  # first line (seen under ASan, where exec is slower).
+  : >"$out"
   "$main" "$@" >"$out" 2>"$TEST_TMPDIR/main.err" &
   pid=$!
   url=""
