@@ -25,9 +25,10 @@ using Clock = std::chrono::steady_clock;
 // incomplete frame's tail.
 constexpr size_t kReadBufferSize = kBlockingReadBuffer;
 
-void publish(ConnectionWatch* watch, const ConnectionDeadlines& deadlines) noexcept {
+void publish(ConnectionWatch* watch, const ConnectionDeadlines& deadlines,
+             Clock::time_point now) noexcept {
   if (watch == nullptr) return;
-  watch->eviction_class.store(deadlines.eviction_class(), std::memory_order_relaxed);
+  watch->eviction_class.store(deadlines.eviction_class(now), std::memory_order_relaxed);
   watch->last_progress_ns.store(std::chrono::duration_cast<std::chrono::nanoseconds>(
                                     deadlines.last_progress().time_since_epoch())
                                     .count(),
@@ -114,7 +115,7 @@ void serve_blocking_connection(int fd, Session& session, const ServerOptions& op
     }
     const auto now = Clock::now();
     if (watch != nullptr) {
-      publish(watch, deadlines);
+      publish(watch, deadlines, now);
       const int evicted = watch->evict.exchange(-1, std::memory_order_relaxed);
       if (evicted == static_cast<int>(EvictionReason::kIdle) && !deadlines.draining()) {
         session.shutdown();  // GOAWAY(NO_ERROR), then the end as usual

@@ -66,6 +66,14 @@ class ConnectionDeadlines {
   // at memory speed until the linger deadline.
   static constexpr size_t kLingerMaxOctets = 256 * 1024;
 
+  // A connection in handshake or preface is not evicted in its first
+  // 20 ms: one accepted in the same batch as the newcomer has not been
+  // read yet (its preface may be waiting in the socket). A fleet that
+  // reconnects to keep every slot younger than this must open
+  // (limit / 20 ms) connections a second: 500,000 a second at the default
+  // limit.
+  static constexpr std::chrono::milliseconds kEvictionGrace{20};
+
   enum class Kind { kHandshake, kPreface, kHeader, kIdle, kProgress, kWrite, kDrain, kLinger };
   struct Due {
     Clock::time_point at;
@@ -83,6 +91,7 @@ class ConnectionDeadlines {
         window_(options.min_progress_window),
         window_octets_min_(min_octets(options)),
         last_progress_(now),
+        accepted_at_(now),
         handshake_at_(now + capped(options.handshake_timeout, refused)) {
     observe(now, state);
   }
@@ -155,14 +164,22 @@ class ConnectionDeadlines {
   // acted on. Call, then look at next() again.
   void settle(Clock::time_point now) noexcept { roll_window(now); }
 
-  // Whether this connection may be closed to admit a newcomer, and why.
-  EvictionClass eviction_class() const noexcept {
-    if (handshake_at_ != Clock::time_point::max()) return EvictionClass::kHandshake;
-    if (!preface_done_) return EvictionClass::kPreface;
+  // Whether this connection may be closed to admit a newcomer at `now`,
+  // and why.
+  EvictionClass eviction_class(Clock::time_point now) const noexcept {
+    const bool young = now - accepted_at_ < kEvictionGrace;
+    if (handshake_at_ != Clock::time_point::max()) {
+      return young ? EvictionClass::kNone : EvictionClass::kHandshake;
+    }
+    if (!preface_done_) return young ? EvictionClass::kNone : EvictionClass::kPreface;
     if (open_streams_ == 0 && !in_header_block_ && !output_pending_ && !draining()) {
       return EvictionClass::kIdle;
     }
     return EvictionClass::kNone;
+  }
+  // Still in the TLS handshake or before the client preface and SETTINGS.
+  bool in_setup() const noexcept {
+    return handshake_at_ != Clock::time_point::max() || !preface_done_;
   }
   // The last complete frame received or octet written (the accept before
   // any): the connection longest without progress makes room first.
@@ -253,6 +270,7 @@ class ConnectionDeadlines {
   const Clock::duration window_;
   const uint64_t window_octets_min_;
   Clock::time_point last_progress_;
+  const Clock::time_point accepted_at_;
   Clock::time_point write_since_ = Clock::time_point::max();  // output pending, no progress since
   Clock::time_point drain_at_ = Clock::time_point::max();
   Clock::time_point linger_at_ = Clock::time_point::max();

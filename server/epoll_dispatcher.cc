@@ -201,13 +201,13 @@ void Reactor::loop() {
     }
     now_ = Clock::now();
     for (int i = 0; i < n; ++i) on_event(events[i]);
-    evict_for_others();
 
     std::vector<Id> again;
     again.swap(read_again_);
     for (Id id : again) {
       if (Conn* c = conns_.find(id)) read_from(id, *c);
     }
+    evict_for_others();  // after the reads: connections accepted this turn were read once
     write_list_.drain(conns_, [this](Id id, Conn& c) { write_to(id, c); });
     expire_timeouts(
         wheel_, conns_, now_, [this](Id id, Conn& c) { write_list_.add(id, c); },
@@ -270,7 +270,7 @@ void Reactor::accept_batch() {
 }
 
 Room Reactor::make_room() noexcept {
-  const EvictionChoice victim = choose_eviction(conns_);
+  const EvictionChoice victim = choose_eviction(conns_, now_);
   Conn* c = conns_.find(victim.id);
   if (c == nullptr || victim.reason == EvictionReason::kIdle) {
     // Another reactor's connection still in handshake or preface goes
@@ -293,8 +293,10 @@ Room Reactor::make_room() noexcept {
 // What other reactors asked (EvictionBoard): close connections still in
 // handshake or preface, giving their slots back.
 void Reactor::evict_for_others() {
+  // The grace for young connections is not applied here: the count the
+  // asking loop saw has none, and an overdraft of the limit must be repaid.
   for (uint32_t n = d_.board.take_requests(index_); n > 0; --n) {
-    const EvictionChoice victim = choose_eviction(conns_);
+    const EvictionChoice victim = choose_eviction(conns_, Clock::time_point::max());
     Conn* c = conns_.find(victim.id);
     if (c == nullptr || victim.reason == EvictionReason::kIdle) return;  // gone meanwhile
     note_eviction(d_.limit, victim.reason);

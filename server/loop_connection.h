@@ -45,9 +45,8 @@ struct LoopConnection {
 // input (the phase may have ended), and with `gone` before it is destroyed.
 inline void track_setup(LoopConnection& c, EvictionBoard& board, unsigned loop,
                         bool gone = false) noexcept {
-  const EvictionClass k = c.deadlines.eviction_class();
-  const bool setup = !gone && !c.lingering && c.slot.served() &&
-                     (k == EvictionClass::kHandshake || k == EvictionClass::kPreface);
+  const bool setup = !gone && !c.lingering && c.slot.served() && !c.deadlines.draining() &&
+                     c.deadlines.in_setup();
   if (setup == c.setup_counted) return;
   c.setup_counted = setup;
   if (setup) {
@@ -124,13 +123,13 @@ struct EvictionChoice {
   EvictionReason reason = EvictionReason::kIdle;
 };
 template <typename Table>
-EvictionChoice choose_eviction(const Table& table) {
+EvictionChoice choose_eviction(const Table& table, std::chrono::steady_clock::time_point now) {
   EvictionChoice best;
   bool best_setup = false;
   std::chrono::steady_clock::time_point best_at{};
   table.for_each([&](uint64_t id, const LoopConnection& c) {
     if (c.lingering || !c.slot.served()) return;
-    const EvictionClass k = c.deadlines.eviction_class();
+    const EvictionClass k = c.deadlines.eviction_class(now);
     if (k == EvictionClass::kNone) return;
     const bool setup = k != EvictionClass::kIdle;
     const auto at = c.deadlines.last_progress();

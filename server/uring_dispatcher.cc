@@ -623,7 +623,7 @@ void Proactor::on_accept(const io_uring_cqe& cqe) {
 }
 
 Room Proactor::make_room() noexcept {
-  const EvictionChoice victim = choose_eviction(conns_);
+  const EvictionChoice victim = choose_eviction(conns_, now_);
   Conn* c = conns_.find(victim.id);
   if (c == nullptr || victim.reason == EvictionReason::kIdle) {
     // Another proactor's connection still in handshake or preface goes
@@ -646,8 +646,10 @@ Room Proactor::make_room() noexcept {
 // What other proactors asked (EvictionBoard): close connections still in
 // handshake or preface, giving their slots back.
 void Proactor::evict_for_others() {
+  // The grace for young connections is not applied here: the count the
+  // asking loop saw has none, and an overdraft of the limit must be repaid.
   for (uint32_t n = d_.board.take_requests(index_); n > 0; --n) {
-    const EvictionChoice victim = choose_eviction(conns_);
+    const EvictionChoice victim = choose_eviction(conns_, Clock::time_point::max());
     Conn* c = conns_.find(victim.id);
     if (c == nullptr || victim.reason == EvictionReason::kIdle) return;  // gone meanwhile
     note_eviction(d_.limit, victim.reason);
