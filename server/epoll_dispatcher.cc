@@ -43,6 +43,7 @@
 #include "server/log.h"
 #include "server/loop_connection.h"
 #include "server/loop_group.h"
+#include "server/memory_trim.h"
 #include "server/send_pending.h"
 #include "server/socket_options.h"
 
@@ -117,6 +118,7 @@ class Reactor final : public RoomMaker {
   TurnQueue write_list_;        // connections to write to at the end of this turn
   std::vector<Id> read_again_;  // readable connections whose turn ended early
   std::unique_ptr<uint8_t[]> buffer_;
+  MemoryTrim trim_;
 };
 
 class EpollDispatcher final : public LoopDispatcher {
@@ -212,6 +214,7 @@ void Reactor::loop() {
     expire_timeouts(
         wheel_, conns_, now_, [this](Id id, Conn& c) { write_list_.add(id, c); },
         [this](Id id, Conn& c) { close(id, c); });
+    trim_.maybe_trim(conns_.size(), now_);
     if (!draining_ && now_ >= accept_resume_at_) {
       accept_resume_at_ = Clock::time_point::max();
       set_accepting(true);
@@ -443,6 +446,7 @@ void Reactor::end_cleanly(Id id, Conn& c) {
 
 void Reactor::close(Id id, Conn& c) {
   track_setup(c, d_.board, index_, /*gone=*/true);
+  trim_.on_close();
   wheel_.disarm(c.timer);
   stats_.syscalls.add();
   ::close(c.fd);  // also leaves the epoll set

@@ -32,6 +32,7 @@
 #include "server/blocking_connection.h"
 #include "server/dispatcher.h"
 #include "server/log.h"
+#include "server/memory_trim.h"
 #include "server/thread_options.h"
 
 namespace h2lab::server {
@@ -177,10 +178,12 @@ class ThreadedDispatcher final : public Dispatcher, public RoomMaker {
   // Joins the threads whose connections ended, so that a long-running
   // server does not accumulate them.
   void reap_finished() {
+    trim_.maybe_trim(workers_.size(), std::chrono::steady_clock::now());
     for (auto it = workers_.begin(); it != workers_.end();) {
       if (it->finished.load(std::memory_order_acquire)) {
         pthread_join(it->thread, nullptr);
         it = workers_.erase(it);
+        trim_.on_close();
       } else {
         ++it;
       }
@@ -199,6 +202,7 @@ class ThreadedDispatcher final : public Dispatcher, public RoomMaker {
   ConnectionLimit limit_;
   std::atomic<bool> stopping_{false};
   std::list<Worker> workers_;  // touched by the acceptor thread only
+  MemoryTrim trim_;
 };
 
 }  // namespace

@@ -82,6 +82,7 @@
 #include "server/log.h"
 #include "server/loop_connection.h"
 #include "server/loop_group.h"
+#include "server/memory_trim.h"
 #include "server/socket_options.h"
 
 namespace h2lab::server {
@@ -196,6 +197,7 @@ class Proactor final : public RoomMaker {
   std::vector<int> free_file_slots_;       // --uring-fixed-files
   std::vector<unsigned> free_send_slots_;  // --uring-registered-buffers
   std::vector<Id> send_slot_owner_;        // the connection a staged send's result goes to
+  MemoryTrim trim_;
 };
 
 class UringDispatcher final : public LoopDispatcher {
@@ -543,6 +545,7 @@ void Proactor::loop() {
         wheel_, conns_, now_, [this](Id id, Conn& c) { queued_.add(id, c); },
         [this](Id id, Conn& c) { abort(id, c); });
     queued_.drain(conns_, [this](Id id, Conn& c) { service(id, c); });
+    trim_.maybe_trim(conns_.size(), now_);
     if (!accept_armed_ && !draining_ && now_ >= accept_resume_at_) arm_accept();
     if (!wake_armed_ && !draining_) arm_wake();
   }
@@ -820,6 +823,7 @@ void Proactor::finish_if_released(Id id, Conn& c) {
   stats_.syscalls.add();
   ::close(c.fd);
   conns_.remove(id);
+  trim_.on_close();
 }
 
 void Proactor::begin_stop() {
