@@ -8,7 +8,8 @@
 // Cost: a walk over the arenas' free chunks, ~1 ms per 100 MiB of heap;
 // made only after kMinCloses closes, then at most once a second unless the
 // thread's connections fell to an eighth of what they were at the last trim
-// (a mass close is trimmed as it ends, not a second later). Measured in
+// (a mass close is trimmed as it ends, not a second later) — and once when
+// the last connection of the thread is gone. Measured in
 // docs/LIMITS.md (bench/idle_connections.py, "after close").
 #pragma once
 
@@ -30,7 +31,7 @@ class MemoryTrim {
   // whether it trimmed.
   bool maybe_trim(size_t open, Clock::time_point now) noexcept {
     if (open > peak_) peak_ = open;
-    if (closed_ < kMinCloses) return false;
+    if (closed_ == 0 || (closed_ < kMinCloses && open != 0)) return false;
     if (now - last_ < std::chrono::seconds(1) && open > peak_ / 8) return false;
     malloc_trim(0);
     closed_ = 0;
