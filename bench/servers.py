@@ -26,7 +26,7 @@ import procs
 H2LAB = "h2lab"
 DISPATCHERS = ("blocking", "threaded", "epoll", "uring")
 LOOP_DISPATCHERS = ("epoll", "uring")   # the ones --threads applies to
-ENGINES = ("full", "mini")
+ENGINES = ("full", "mini", "nghttp2")
 HELLO = b"Hello World\n"
 MAX_STREAMS = 1024   # peers' concurrent stream limit, above the sweep's 120
 LISTENING = re.compile(r"^h2lab listening on (\S+)")

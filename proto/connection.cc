@@ -4,7 +4,6 @@
 #include <charconv>
 #include <cstring>
 #include <string_view>
-#include <tuple>
 
 namespace h2lab::proto {
 namespace {
@@ -14,16 +13,6 @@ using namespace std::string_view_literals;
 // Bodies up to this size are copied into the output arena with their frame
 // header (one iovec instead of two); larger ones are referenced.
 constexpr size_t kCopyBodyBelow = 64;
-
-constexpr std::string_view kHttp1Response =
-    "HTTP/1.1 505 HTTP Version Not Supported\r\n"
-    "Content-Type: text/plain\r\n"
-    "Content-Length: 103\r\n"
-    "Connection: close\r\n"
-    "\r\n"
-    "This server speaks HTTP/2 only (h2c with prior knowledge).\n"
-    "With curl: curl --http2-prior-knowledge URL\n";
-static_assert(kHttp1Response.size() - kHttp1Response.find("\r\n\r\n") - 4 == 103);
 
 // RFC 9113 §8.2.2: connection-specific fields make a request malformed.
 bool is_connection_specific(std::string_view name) {
@@ -125,32 +114,37 @@ struct Connection::Request {
 };
 
 // The last request header block that decoded without changing the HPACK
-// table, and its decoded request. An identical block decodes to the same
-// fields (decoding is a function of the block and the table), so it is
-// neither decoded nor validated again: clients repeat blocks made only of
-// indexed fields (h2load, a browser reloading), and this turns their request
-// headers into one memcmp.
+// decoder's state, and its decoded request. An identical block decoded
+// against the same state decodes to the same fields (decoding is a function
+// of the block and that state), so it is neither decoded nor validated
+// again: clients repeat blocks made only of indexed fields (h2load, a
+// browser reloading), and this turns their request headers into one memcmp.
+// Keyed on hpack::Decoder::state_version() as well as the octets: any block
+// that touched the table since — a size update, an insertion, one rejected
+// with 431, trailers, a block on a reset stream — makes the entry miss.
 struct Connection::RequestCache {
   static constexpr size_t kMaxBlock = 256;
   std::vector<uint8_t> block;
+  uint64_t decoder_version = 0;
   Request request;
   bool valid = false;
   // The route of `request`, once computed, unless it renders per request
   // (/stats).
   std::optional<RouteResponse> response;
 
-  const Request* find(Bytes b) const {
-    if (!valid || b.size() != block.size()) return nullptr;
+  const Request* find(Bytes b, uint64_t version) const {
+    if (!valid || version != decoder_version || b.size() != block.size()) return nullptr;
     // Blocks of indexed fields are a few octets: a loop beats a memcmp call.
     for (size_t i = 0; i < b.size(); ++i) {
       if (b[i] != block[i]) return nullptr;
     }
     return &request;
   }
-  void store(Bytes b, const Request& r) {
+  void store(Bytes b, uint64_t version, const Request& r) {
     valid = b.size() <= kMaxBlock;
     if (!valid) return;
     block.assign(b.begin(), b.end());
+    decoder_version = version;
     request = r;
     response.reset();
   }
@@ -178,7 +172,7 @@ Connection::Connection(ConnectionOptions options)
       decoder_(hpack::Limits{options_.max_header_list_size, options_.max_header_fields,
                              options_.max_field_size, hpack::kDefaultTableSize}),
       budget_(options_.abuse_budget),
-      stats_renderer_([this] { return stats_json(); }) {}
+      stats_renderer_([this] { return stats_body(counters_, streams_.size(), options_.stats_json); }) {}
 
 Connection::~Connection() = default;
 
@@ -188,33 +182,26 @@ Connection::~Connection() = default;
 size_t Connection::on_input(Bytes in) noexcept {
   if (done_) return in.size();
   size_t pos = 0;
-  // §3.4: the client preface, octet by octet (it may arrive split).
-  while (preface_matched_ < kClientPreface.size()) {
-    if (pos == in.size()) return pos;
-    if (in[pos] != static_cast<uint8_t>(kClientPreface[preface_matched_])) {
-      if (!handle_http1(in.subspan(pos))) {
-        // §3.4: "a GOAWAY frame MAY be omitted" — there is no connection yet.
+  if (!preface_.preface_complete()) {
+    // §3.4: the client preface, octet by octet (it may arrive split).
+    const auto [result, consumed] = preface_.feed(in);
+    switch (result) {
+      case PrefaceMatcher::Result::kIncomplete:
+        return consumed;
+      case PrefaceMatcher::Result::kHttp1:
+      case PrefaceMatcher::Result::kInvalid:
+        close_reason_ = append_preface_refusal(result, out_);
+        if (result == PrefaceMatcher::Result::kInvalid) {
+          goaway_sent_ = true;
+          counters_.goaway_sent = true;
+          counters_.goaway_code = static_cast<uint32_t>(ErrorCode::kProtocolError);
+        }
         done_ = true;
-        close_reason_ = "bad connection preface";
-      }
-      return done_ ? in.size() : pos;  // not done: a request line may still be arriving
-    }
-    ++pos;
-    if (++preface_matched_ == kClientPreface.size()) {
-      // Our preface: SETTINGS, then open the connection window (§6.9.2
-      // leaves the connection window at 65535 whatever SETTINGS say).
-      const Setting settings[] = {
-          {static_cast<uint16_t>(SettingId::kMaxConcurrentStreams), options_.max_concurrent_streams},
-          {static_cast<uint16_t>(SettingId::kInitialWindowSize), options_.initial_window_size},
-          {static_cast<uint16_t>(SettingId::kMaxFrameSize), options_.max_frame_size},
-          {static_cast<uint16_t>(SettingId::kMaxHeaderListSize), options_.max_header_list_size},
-      };
-      encode_settings(out_.append(kFrameHeaderSize + 6 * std::size(settings)), settings);
-      if (options_.connection_window_size > kDefaultInitialWindowSize) {
-        const uint32_t raise = options_.connection_window_size - kDefaultInitialWindowSize;
-        encode_window_update(out_.append(kWindowUpdateFrameSize), 0, raise);
-        conn_recv_window_ += raise;
-      }
+        return in.size();
+      case PrefaceMatcher::Result::kPreface:
+        pos = consumed;
+        send_server_preface();
+        break;
     }
   }
 
@@ -235,23 +222,21 @@ size_t Connection::on_input(Bytes in) noexcept {
   return done_ ? in.size() : pos;
 }
 
-// `in` starts at the first octet that differs from the preface. Returns false
-// for a bad preface; true after answering, or (not done_) while the octets so
-// far are all uppercase: a method still arriving in pieces.
-bool Connection::handle_http1(Bytes in) {
-  // A client that sent all of "PRI * HTTP/2.0" speaks HTTP/2 (badly).
-  if (preface_matched_ >= kClientPreface.find('\r')) return false;
-  // An HTTP/1.x request line starts with an uppercase method and a space.
-  std::string start(kClientPreface.substr(0, preface_matched_));
-  start.append(reinterpret_cast<const char*>(in.data()), std::min<size_t>(in.size(), 16));
-  size_t i = 0;
-  while (i < start.size() && start[i] >= 'A' && start[i] <= 'Z') ++i;
-  if (i == start.size() && i < 16) return true;
-  if (i < 3 || i >= start.size() || start[i] != ' ') return false;
-  out_.append_ref(kHttp1Response.data(), kHttp1Response.size());
-  done_ = true;
-  close_reason_ = "HTTP/1.1 request on an HTTP/2-only port";
-  return true;
+// Our preface: SETTINGS, then open the connection window (§6.9.2 leaves the
+// connection window at 65535 whatever SETTINGS say).
+void Connection::send_server_preface() {
+  const Setting settings[] = {
+      {static_cast<uint16_t>(SettingId::kMaxConcurrentStreams), options_.max_concurrent_streams},
+      {static_cast<uint16_t>(SettingId::kInitialWindowSize), options_.initial_window_size},
+      {static_cast<uint16_t>(SettingId::kMaxFrameSize), options_.max_frame_size},
+      {static_cast<uint16_t>(SettingId::kMaxHeaderListSize), options_.max_header_list_size},
+  };
+  encode_settings(out_.append(kFrameHeaderSize + 6 * std::size(settings)), settings);
+  if (options_.connection_window_size > kDefaultInitialWindowSize) {
+    const uint32_t raise = options_.connection_window_size - kDefaultInitialWindowSize;
+    encode_window_update(out_.append(kWindowUpdateFrameSize), 0, raise);
+    conn_recv_window_ += raise;
+  }
 }
 
 bool Connection::on_frame(const FrameHeader& h, Bytes payload) {
@@ -428,19 +413,19 @@ bool Connection::on_header_block(uint32_t stream_id, Bytes block, bool end_strea
         hpack::Status::CompressionError) {
       return connection_error(ErrorCode::kCompressionError, decoder_.error_detail());
     }
-    if (request_cache_) request_cache_->valid = false;  // the table may have changed
-    return true;
+    return true;  // a table change here makes the request cache miss (state_version)
   }
   // Most requests are answered at once, so the map is usually empty.
   const auto existing = streams_.empty() ? streams_.end() : streams_.find(stream_id);
   const bool trailers = existing != streams_.end();
   std::optional<Request> decoded_storage;  // constructed only when decoding
-  const Request* cached = trailers || !request_cache_ ? nullptr : request_cache_->find(block);
+  const Request* cached = trailers || !request_cache_
+                               ? nullptr
+                               : request_cache_->find(block, decoder_.state_version());
   hpack::Status status = hpack::Status::Ok;
   if (cached == nullptr) {
     Request& decoded = decoded_storage.emplace();
-    const hpack::DynamicTable& table = decoder_.table();
-    const auto table_before = std::tuple(table.insert_count(), table.entry_count(), table.size());
+    const uint64_t version_before = decoder_.state_version();
     status = decoder_.decode(block, [&](std::string_view name, std::string_view value) {
       decoded.add(name, value, trailers);
     });
@@ -448,15 +433,12 @@ bool Connection::on_header_block(uint32_t stream_id, Bytes block, bool end_strea
       return connection_error(ErrorCode::kCompressionError, decoder_.error_detail());
     }
     if (!trailers) decoded.finish();
-    // A block that changed the table invalidates what was cached (its
-    // indexes may now name other fields). One that left the table exactly
-    // as it was will decode to the same request again: cache it.
-    const bool table_unchanged =
-        table_before == std::tuple(table.insert_count(), table.entry_count(), table.size());
-    if (!table_unchanged && request_cache_) request_cache_->valid = false;
-    if (table_unchanged && !trailers && status == hpack::Status::Ok) {
+    // A block that left the decoder's state exactly as it was will decode
+    // to the same request again, as long as that state lasts: cache it.
+    if (options_.replay_caches && !trailers && status == hpack::Status::Ok &&
+        decoder_.state_version() == version_before) {
       if (!request_cache_) request_cache_ = std::make_unique<RequestCache>();
-      request_cache_->store(block, decoded);
+      request_cache_->store(block, version_before, decoded);
     }
   }
   const Request& request = cached != nullptr ? *cached : *decoded_storage;
@@ -689,16 +671,6 @@ void Connection::finish_stream(uint32_t id) {
   }
 }
 
-// /stats: this connection's counters, then the server's (if it renders any).
-std::string Connection::stats_json() const {
-  std::string json = "{\"connection\": {\"streams\": " + std::to_string(counters_.streams) +
-                     ", \"responses\": " + std::to_string(counters_.responses) +
-                     ", \"resets_sent\": " + std::to_string(counters_.resets_sent) +
-                     ", \"refused\": " + std::to_string(counters_.refused) +
-                     ", \"open_streams\": " + std::to_string(streams_.size()) + "}";
-  if (options_.stats_json) json += ", \"server\": " + options_.stats_json();
-  return json + "}\n";
-}
 
 // ---------------------------------------------------------------------------
 // Control frames
@@ -714,11 +686,10 @@ bool Connection::on_settings(const FrameHeader& h, Bytes payload) {
     if (const FrameError e = validate_setting(s); !e.ok()) return connection_error(e);
     switch (static_cast<SettingId>(s.id)) {
       case SettingId::kHeaderTableSize:
-        // The table may shrink and the next block carries a size update:
-        // nothing cached stays valid, and that next block is not cached.
+        // The table may shrink and the next block carries a size update;
+        // the encoder's state_version() changes, so no cached block of ours
+        // is replayed, and the next one is not cached.
         encoder_.set_peer_max_table_size(s.value);
-        header_cache_.valid = false;
-        table_size_changed_ = true;
         break;
       case SettingId::kInitialWindowSize: {
         // §6.9.2: the change applies to every open stream's send window.
@@ -811,20 +782,14 @@ bool Connection::on_rst_stream(const FrameHeader& h, Bytes payload) {
 // Output
 
 // The HPACK block for a response's fields: replayed from header_cache_ when
-// the encoder's table is as it was after the identical previous response,
-// else encoded into `scratch` (and cached when encoding changed nothing).
+// the encoder's state is the one the cached block was encoded against (its
+// encoding changed nothing, so it would encode the same again), else
+// encoded into `scratch` (and cached when encoding changed nothing).
 // Valid until the next call.
 Bytes Connection::response_header_block(const RouteResponse& r,
                                         std::span<uint8_t, kMaxResponseBlock> scratch) {
   HeaderBlockCache& cache = header_cache_;
-  // Content types are static strings: equal pointers settle it cheaply.
-  const bool same_type = (cache.content_type.data() == r.content_type.data() &&
-                          cache.content_type.size() == r.content_type.size()) ||
-                         cache.content_type == r.content_type;
-  if (cache.valid && cache.status == r.status && same_type &&
-      cache.content_length == r.content_length) {
-    return {cache.block, cache.size};
-  }
+  if (cache_holds(r)) return {cache.block, cache.size};
   char status[4];
   std::to_chars(status, status + 3, r.status);
   char length[24];
@@ -836,15 +801,16 @@ Bytes Connection::response_header_block(const RouteResponse& r,
     const char* end = std::to_chars(length, length + sizeof length, *r.content_length).ptr;
     fields[count++] = {"content-length", std::string_view(length, static_cast<size_t>(end - length))};
   }
-  const uint64_t inserts_before = encoder_.table().insert_count();
+  const uint64_t version_before = encoder_.state_version();
   const size_t size = encoder_.encode({fields, count}, scratch).value_or(0);
-  // A block that carries a table size update (§6.3) must not be replayed.
-  cache.valid = encoder_.table().insert_count() == inserts_before && !table_size_changed_ &&
+  // A block that changed the table, or carries a size update (§6.3), must
+  // not be replayed: both change the version.
+  cache.valid = options_.replay_caches && encoder_.state_version() == version_before &&
                 size <= sizeof cache.block;
-  table_size_changed_ = false;
   cache.body = nullptr;  // a new block: no small-response template yet
   cache.frames_size = 0;
   if (cache.valid) {
+    cache.encoder_version = version_before;
     cache.status = r.status;
     cache.content_type = r.content_type;
     cache.content_length = r.content_length;
@@ -852,6 +818,17 @@ Bytes Connection::response_header_block(const RouteResponse& r,
     std::memcpy(cache.block, scratch.data(), size);
   }
   return {scratch.data(), size};
+}
+
+// The cached block encodes exactly `r`'s fields under the encoder's state.
+bool Connection::cache_holds(const RouteResponse& r) const noexcept {
+  const HeaderBlockCache& cache = header_cache_;
+  // Content types are static strings: equal pointers settle it cheaply.
+  const bool same_type = (cache.content_type.data() == r.content_type.data() &&
+                          cache.content_type.size() == r.content_type.size()) ||
+                         cache.content_type == r.content_type;
+  return cache.valid && cache.encoder_version == encoder_.state_version() &&
+         cache.status == r.status && same_type && cache.content_length == r.content_length;
 }
 
 void Connection::send_headers(uint32_t id, const RouteResponse& r, bool end_stream) {
@@ -877,10 +854,8 @@ bool Connection::send_small_response(uint32_t id, const RouteResponse& r, int64_
   conn_send_window_ -= static_cast<int64_t>(n);
   HeaderBlockCache& cache = header_cache_;
   const size_t data_header_at = kFrameHeaderSize + cache.size;
-  if (cache.valid && cache.frames_size != 0 && cache.body == r.static_body.data() &&
-      cache.body_size == n &&
-      cache.status == r.status && cache.content_type.data() == r.content_type.data() &&
-      cache.content_length == r.content_length) {
+  if (cache.frames_size != 0 && cache.body == r.static_body.data() && cache.body_size == n &&
+      cache_holds(r)) {
     // The same answer as last time, under the same HPACK state: copy the
     // template and patch the stream ids (§4.1, octets 5-8 of each frame).
     uint8_t* p = out_.append(cache.frames_size);
@@ -988,7 +963,7 @@ void Connection::send_goaway(ErrorCode code, const char* detail) {
 void Connection::on_input_closed() noexcept {
   if (done_) return;
   input_closed_ = true;
-  if (preface_matched_ < kClientPreface.size()) {
+  if (!preface_.preface_complete()) {
     done_ = true;  // no HTTP/2 connection yet: nothing to answer
     return;
   }
@@ -1022,7 +997,7 @@ void Connection::settle_after_input_closed() {
 
 void Connection::shutdown() noexcept {
   if (done_) return;
-  if (preface_matched_ < kClientPreface.size()) {
+  if (!preface_.preface_complete()) {
     done_ = true;
     return;
   }

@@ -21,6 +21,7 @@
 
 #include "proto/engine.h"
 #include "proto/hpack.h"
+#include "proto/preface.h"
 #include "proto/routes.h"
 
 namespace h2lab::proto {
@@ -43,6 +44,11 @@ struct ConnectionOptions {
   // Stop producing response bodies above this many queued octets; the
   // session calls on_output_drained() below it.
   size_t output_high_water = 512 * 1024;
+  // Replay caches (request block + route, response block, small-response
+  // frame template), each keyed on the HPACK state it depends on. Off: every
+  // block is decoded and encoded — the plain path the cached one is checked
+  // against (tests/connection_cache_test), byte for byte.
+  bool replay_caches = true;
   // Renders the server-wide part of /stats as a JSON value; may be empty.
   std::function<std::string()> stats_json;
 };
@@ -114,8 +120,7 @@ class Connection final : public Engine {
   bool send_small_response(uint32_t id, const RouteResponse& r, int64_t stream_window);
   void send_data(uint32_t id, const void* data, size_t n, bool end_stream, bool by_reference);
   void grant_window(uint32_t stream_id, uint32_t consumed);
-  bool handle_http1(Bytes in);
-  std::string stats_json() const;
+  void send_server_preface();
 
   ConnectionOptions options_;
   OutputQueue out_;
@@ -130,11 +135,13 @@ class Connection final : public Engine {
   uint32_t conn_recv_unacked_ = 0;  // consumed octets not yet granted back
 
   // The last response header block, replayed while an identical response
-  // follows and the encoder's dynamic table has not changed (encoding is a
-  // function of the field list and the table): most responses of a busy
-  // connection are the same few octets, so HPACK work drops to a memcpy.
+  // follows and the encoder's state has not changed (encoding is a function
+  // of the field list and that state, hpack::Encoder::state_version()): most
+  // responses of a busy connection are the same few octets, so HPACK work
+  // drops to a memcpy.
   struct HeaderBlockCache {
     bool valid = false;
+    uint64_t encoder_version = 0;
     uint16_t status = 0;
     std::string_view content_type;
     std::optional<uint64_t> content_length;
@@ -150,8 +157,8 @@ class Connection final : public Engine {
     size_t frames_size = 0;
   };
   HeaderBlockCache header_cache_;
+  bool cache_holds(const RouteResponse& r) const noexcept;
   std::unique_ptr<RequestCache> request_cache_;  // created on first use
-  bool table_size_changed_ = false;  // the encoder owes the peer a size update
 
   // Which of the most recent client stream ids were opened, and which we
   // reset: the rules that look back at closed streams (§5.1 ignore frames
@@ -197,7 +204,7 @@ class Connection final : public Engine {
   bool continuation_end_stream_ = false;
   uint32_t continuation_frames_ = 0;
 
-  size_t preface_matched_ = 0;
+  PrefaceMatcher preface_;
   bool settings_seen_ = false;  // §3.4: the first frame must be SETTINGS
   bool goaway_sent_ = false;
   bool peer_goaway_ = false;

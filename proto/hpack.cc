@@ -303,11 +303,13 @@ Field DynamicTable::entry(std::size_t i) const noexcept {
 }
 
 void DynamicTable::set_max_size(std::size_t n) noexcept {
+  ++version_;
   max_size_ = n;
   while (size_ > max_size_) evict_oldest();
 }
 
 void DynamicTable::clear() noexcept {
+  ++version_;
   first_ = 0;
   count_ = 0;
   size_ = 0;
@@ -346,6 +348,7 @@ void DynamicTable::insert(std::string_view name, std::string_view value) {
     value = value_copy;
   }
   const std::size_t esize = entry_size(name.size(), value.size());
+  ++version_;
   if (esize > max_size_) {
     clear();  // §4.4: not an error; the table ends up empty
     return;
@@ -406,6 +409,7 @@ Decoder::Decoder(const Limits& limits)
 Decoder::~Decoder() = default;
 
 void Decoder::set_max_table_size_limit(std::size_t n) {
+  ++limit_changes_;
   table_.reserve(n);
   if (n > scratch_cap_) {
     if (scratch_) scratch_ = std::make_unique_for_overwrite<char[]>(n);
@@ -570,6 +574,7 @@ Encoder::Encoder(std::size_t max_table_size)
 Encoder::~Encoder() = default;
 
 void Encoder::set_peer_max_table_size(std::size_t n) noexcept {
+  ++peer_size_changes_;
   const std::size_t target = std::min(n, cap_);
   if (!pending_) {
     if (target == table_.max_size()) return;

@@ -114,6 +114,13 @@ class DynamicTable {
   // Entries ever inserted: unchanged across an encode() means the table is
   // exactly as it was, so the same header list would encode the same again.
   uint64_t insert_count() const noexcept { return inserted_; }
+  // Changes on every call that may change what an index refers to or what an
+  // insertion would do: insert() (even one that only empties the table),
+  // set_max_size() (even to the same size), clear(). Equal versions mean the
+  // table is exactly as it was — the key for replaying a decoded or encoded
+  // block (a block that left the version unchanged decodes or encodes the
+  // same again, and again leaves it unchanged).
+  uint64_t version() const noexcept { return version_; }
 
   // Entry i, 0 = newest (HPACK index 62 + i); precondition i < entry_count().
   // The views are valid until the next insert(), set_max_size(), clear() or
@@ -161,6 +168,7 @@ class DynamicTable {
   std::size_t head_ = 0;      // next free octet
   bool wrapped_ = false;      // entries are in [tail, w) + [0, head_)
   uint64_t inserted_ = 0;     // entries ever inserted
+  uint64_t version_ = 0;      // mutating calls ever made
   uint64_t wrap_seq_ = 0;     // insertion number of the first entry at 0
 };
 
@@ -251,6 +259,13 @@ class Decoder {
   void set_max_table_size_limit(std::size_t n);
   std::size_t max_table_size_limit() const noexcept { return limit_; }
 
+  // Changes whenever anything that decode() depends on besides the block may
+  // have changed: the dynamic table (DynamicTable::version()) and the size
+  // update rules (set_max_table_size_limit()). A block that decoded Ok with
+  // the version unchanged decodes to the same fields as long as the version
+  // stays what it was: what the connection's request cache is keyed on.
+  uint64_t state_version() const noexcept { return table_.version() + limit_changes_; }
+
   const DynamicTable& table() const noexcept { return table_; }
   const Limits& limits() const noexcept { return limits_; }
 
@@ -268,6 +283,7 @@ class Decoder {
   std::size_t limit_ = 0;            // SETTINGS_HEADER_TABLE_SIZE in effect
   bool expect_update_ = false;       // §4.2: next block must start with one
   std::size_t required_max_ = 0;     // ... whose value must be <= this
+  uint64_t limit_changes_ = 0;       // set_max_table_size_limit() calls
   const char* detail_ = "";
 };
 
@@ -372,6 +388,12 @@ class Encoder {
 
   const DynamicTable& table() const noexcept { return table_; }
 
+  // Changes whenever anything that encode() depends on besides the fields
+  // may have changed: the dynamic table and pending size updates. A block
+  // whose encoding left the version unchanged is what encode() would write
+  // again for the same fields while the version stays the same.
+  uint64_t state_version() const noexcept { return table_.version() + peer_size_changes_; }
+
  private:
   std::size_t encode_field(const Header& h, uint8_t* out);
   std::size_t find_field(std::string_view name, std::string_view value) const;
@@ -382,6 +404,7 @@ class Encoder {
   bool pending_ = false;            // size update(s) owed to the peer
   std::size_t pending_min_ = 0;
   std::size_t pending_final_ = 0;
+  uint64_t peer_size_changes_ = 0;  // set_peer_max_table_size() calls
 };
 
 }  // namespace h2lab::proto::hpack

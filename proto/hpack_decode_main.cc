@@ -43,6 +43,7 @@ hpack-test-case corpus) with h2lab's HPACK decoder:
                      block must begin with a size update (as inflatehd)
   seqno              optional, defaults to the case's position
   other keys         ignored (e.g. "headers", "description")
+  A key whose value is null counts as absent.
 
 One decoder decodes all cases in order (the dynamic table carries over).
 Output: the same format, pretty-printed, with "header_table_size" the
@@ -84,12 +85,14 @@ struct JsonMember {
   Json value;
 };
 
+// The value of `key` (the last, if repeated); a null value counts as absent,
+// as inflatehd's readers take it ("header_table_size": null).
 const Json* Json::get(std::string_view key) const {
   const Json* found = nullptr;
   for (const JsonMember& m : members) {
     if (m.key == key) found = &m.value;
   }
-  return found;
+  return found != nullptr && found->kind == Kind::Null ? nullptr : found;
 }
 
 class JsonReader {

@@ -36,17 +36,26 @@ size_t MiniEngine::on_input(Bytes in) noexcept {
   if (done_) return in.size();
   size_t pos = 0;
 
-  // RFC 9113 §3.4, checked octet by octet so that a preface split across
-  // reads works and a wrong one is caught at its first wrong octet.
-  while (preface_matched_ < kClientPreface.size()) {
-    if (pos == in.size()) return pos;
-    if (in[pos] != static_cast<uint8_t>(kClientPreface[preface_matched_])) {
-      fail("bad connection preface");
-      return in.size();
-    }
-    ++pos;
-    if (++preface_matched_ == kClientPreface.size()) {
-      encode_settings(out_.append(kFrameHeaderSize), {});
+  // RFC 9113 §3.4, decided octet by octet (proto/preface.h), so that a
+  // preface split across reads works and the answer to anything else does
+  // not depend on how it was cut.
+  if (!preface_.preface_complete()) {
+    const auto [result, consumed] = preface_.feed(in);
+    switch (result) {
+      case PrefaceMatcher::Result::kIncomplete:
+        return consumed;
+      case PrefaceMatcher::Result::kHttp1:
+      case PrefaceMatcher::Result::kInvalid:
+        if (result == PrefaceMatcher::Result::kInvalid) {
+          counters_.goaway_sent = true;
+          counters_.goaway_code = static_cast<uint32_t>(ErrorCode::kProtocolError);
+        }
+        fail(append_preface_refusal(result, out_));
+        return in.size();
+      case PrefaceMatcher::Result::kPreface:
+        pos = consumed;
+        encode_settings(out_.append(kFrameHeaderSize), {});
+        break;
     }
   }
 
@@ -88,7 +97,7 @@ void MiniEngine::on_input_closed() noexcept { done_ = true; }
 
 void MiniEngine::shutdown() noexcept {
   // Before the preface there is no HTTP/2 connection to send GOAWAY on.
-  if (goaway_sent_ || done_ || preface_matched_ < kClientPreface.size()) {
+  if (goaway_sent_ || done_ || !preface_.preface_complete()) {
     done_ = true;
     return;
   }

@@ -9,13 +9,16 @@
 //
 // What it deliberately does not do: HPACK, flow control, stream states,
 // PING, validation. It is not a correct HTTP/2 server. Its only safety
-// rules: it never reads past its input, and a wrong preface or a frame over
-// 16384 octets ends the connection (close_reason() says which).
+// rules: it never reads past its input, and a frame over 16384 octets ends
+// the connection (close_reason() says so). The first octets are decided as
+// the full engine decides them (proto/preface.h): an HTTP/1.x request gets
+// the 505 hint, anything else that is not the preface GOAWAY(PROTOCOL_ERROR).
 #pragma once
 
 #include <cstdint>
 
 #include "proto/engine.h"
+#include "proto/preface.h"
 
 namespace h2lab::proto {
 
@@ -46,7 +49,7 @@ class MiniEngine final : public Engine {
   void respond(uint32_t stream_id) noexcept;
 
   OutputQueue out_;
-  size_t preface_matched_ = 0;
+  PrefaceMatcher preface_;
   uint32_t skip_remaining_ = 0;  // payload octets of the current frame still to skip
   uint32_t last_stream_id_ = 0;
   bool done_ = false;

@@ -12,6 +12,7 @@
 #include <string_view>
 
 #include "proto/engine.h"
+#include "proto/preface.h"
 
 namespace h2lab::proto {
 
@@ -28,12 +29,12 @@ class RefuseEngine final : public Engine {
   const EngineCounters& counters() const noexcept override { return counters_; }
   // Set up once the preface is in (it answers then and is done).
   EngineProgress progress() const noexcept override {
-    return {0, preface_matched_ == kClientPreface.size(), false, 0};
+    return {0, preface_.preface_complete(), false, 0};
   }
 
  private:
   OutputQueue out_;
-  size_t preface_matched_ = 0;
+  PrefaceMatcher preface_;
   bool done_ = false;
   const char* close_reason_ = "";
   EngineCounters counters_;

@@ -29,6 +29,17 @@ std::string_view path_only(std::string_view path) {
 
 }  // namespace
 
+std::string stats_body(const EngineCounters& c, size_t open_streams,
+                       const std::function<std::string()>& server_json) {
+  std::string json = "{\"connection\": {\"streams\": " + std::to_string(c.streams) +
+                     ", \"responses\": " + std::to_string(c.responses) +
+                     ", \"resets_sent\": " + std::to_string(c.resets_sent) +
+                     ", \"refused\": " + std::to_string(c.refused) +
+                     ", \"open_streams\": " + std::to_string(open_streams) + "}";
+  if (server_json) json += ", \"server\": " + server_json();
+  return json + "}\n";
+}
+
 std::string_view pattern_bytes() noexcept {
   // 2^24 - 1 octets of payload after any of the period's offsets.
   static const std::string pattern = [] {

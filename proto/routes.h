@@ -14,6 +14,8 @@
 #include <string>
 #include <string_view>
 
+#include "proto/engine.h"
+
 namespace h2lab::proto {
 
 enum class BodyKind : uint8_t {
@@ -33,6 +35,11 @@ struct RouteResponse {
   uint64_t length = 0;  // kPattern
   std::string owned_body;
 };
+
+// The body of /stats: this connection's counters, then the server's JSON
+// value (if `server_json` renders one). One shape for every engine.
+std::string stats_body(const EngineCounters& connection, size_t open_streams,
+                       const std::function<std::string()>& server_json);
 
 // `request_content_length` is the request's content-length, if it sent one.
 // `stats_json` renders /stats; it may be empty (then /stats says so).

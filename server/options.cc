@@ -19,8 +19,9 @@ constexpr NameTable<Dispatch, 4> kDispatchNames = {{{Dispatch::kBlocking, "block
                                                     {Dispatch::kUring, "uring"}}};
 constexpr NameTable<ListenerMode, 2> kListenerModeNames = {
     {{ListenerMode::kReuseport, "reuseport"}, {ListenerMode::kExclusive, "exclusive"}}};
-constexpr NameTable<EngineKind, 2> kEngineNames = {
-    {{EngineKind::kFull, "full"}, {EngineKind::kMini, "mini"}}};
+constexpr NameTable<EngineKind, 3> kEngineNames = {{{EngineKind::kFull, "full"},
+                                                    {EngineKind::kMini, "mini"},
+                                                    {EngineKind::kNghttp2, "nghttp2"}}};
 constexpr NameTable<EpollTrigger, 2> kEpollTriggerNames = {
     {{EpollTrigger::kEdge, "edge"}, {EpollTrigger::kLevel, "level"}}};
 constexpr NameTable<WritePolicy, 2> kWritePolicyNames = {

@@ -28,8 +28,9 @@ enum class Dispatch { kBlocking, kThreaded, kEpoll, kUring };
 // the one listener shared by all (epoll: EPOLLEXCLUSIVE wakes one thread).
 enum class ListenerMode { kReuseport, kExclusive };
 
-// Which HTTP/2 engine answers: the seed's simplified one is the baseline.
-enum class EngineKind { kFull, kMini };
+// Which HTTP/2 engine answers: h2lab's own (full), the seed's simplified one
+// (mini, the cost floor), or libnghttp2's (nghttp2, the field's reference).
+enum class EngineKind { kFull, kMini, kNghttp2 };
 
 // epoll: how connection sockets are registered. Edge-triggered (the default)
 // reports readiness once per change, so a reactor reads until EAGAIN;
@@ -93,7 +94,7 @@ struct ServerOptions {
   std::optional<uint16_t> port;
   Dispatch dispatch = Dispatch::kEpoll;
   EngineKind engine = EngineKind::kFull;
-  // HTTP/2 settings and limits of the full engine (proto/connection.h;
+  // HTTP/2 settings and limits of the full and nghttp2 engines (proto/connection.h;
   // defaults and reasons in docs/LIMITS.md). output_high_water and
   // stats_json are set by the server.
   proto::ConnectionOptions http2;

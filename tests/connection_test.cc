@@ -505,31 +505,70 @@ TEST_CASE(
                "frame larger than SETTINGS_MAX_FRAME_SIZE");
 }
 
-TEST_CASE("§3.4 a wrong preface ends the connection without a word") {
+// What a wrong preface gets: our SETTINGS (the server preface comes first),
+// then GOAWAY(0, PROTOCOL_ERROR) — computed here, not from the engine.
+ByteString invalid_preface_answer() {
+  return frame(FrameType::kSettings, 0, 0, {}) +
+         frame(FrameType::kGoaway, 0, 0,
+               u32(0) + u32(static_cast<uint32_t>(ErrorCode::kProtocolError)) +
+                   bytes("invalid connection preface"));
+}
+
+ByteString run_in_pieces(const ByteString& in, std::vector<size_t> cuts, bool* done = nullptr);
+std::vector<size_t> every_octet(size_t n);
+
+TEST_CASE("§3.4 a wrong preface is GOAWAY(PROTOCOL_ERROR), whole or split anywhere") {
   const ByteString inputs[] = {
       bytes("PRI * HTTP/2.0\r\n\r\nXX\r\n\r\n"),  // wrong at octet 18
       ByteString{0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc, 0x03,
                  0x03},  // a TLS ClientHello
       bytes("pri * http/2.0\r\n\r\nSM\r\n\r\n"),
-      bytes("GET"),  // too short to be a request line, then EOF
+      bytes("INVALID CONNECTION PREFACE\r\n\r\n"),  // three words, but not HTTP/1.x
+      bytes("GET / HTTP/2.0\r\n\r\n"),
+      bytes("GET  / HTTP/1.1\r\n"),  // two spaces: not a request line
+      bytes("G(T / HTTP/1.1\r\n"),   // '(' is not a token octet
   };
   for (const ByteString& in : inputs) {
     INFO(text(in));
-    Connection c;
-    const size_t used = c.on_input(in);
-    if (c.done()) {
-      CHECK(used == in.size());
-    } else {
-      c.on_input_closed();  // "GET" may still become a request line: EOF decides
+    bool done = false;
+    CHECK(run_in_pieces(in, {}, &done) == invalid_preface_answer());
+    CHECK(done);
+    CHECK(run_in_pieces(in, every_octet(in.size()), &done) == invalid_preface_answer());
+    CHECK(done);
+    for (size_t cut = 1; cut < in.size(); ++cut) {
+      INFO("cut at " << cut);
+      CHECK(run_in_pieces(in, {cut}, &done) == invalid_preface_answer());
+      CHECK(done);
     }
+    Connection c;
+    CHECK(c.on_input(in) == in.size());
+    CHECK(std::string(c.close_reason()) == "invalid connection preface");
+    CHECK(c.counters().goaway_sent);
+    CHECK(c.counters().goaway_code == static_cast<uint32_t>(ErrorCode::kProtocolError));
+  }
+  // The 17 octets of a fuzzer's find: a token and a space may still become
+  // a request line, whatever the cuts — nothing is decided, nothing sent.
+  const ByteString undecided = bytes("PHBBBBBBBBBBBTTA ");
+  for (const std::vector<size_t>& cuts : {std::vector<size_t>{}, every_octet(undecided.size())}) {
+    bool done = true;
+    CHECK(run_in_pieces(undecided, cuts, &done).empty());
+    CHECK_FALSE(done);
+  }
+  // Too short to decide, then EOF: no connection, nothing to say.
+  for (const char* partial : {"GET", "PRI * HTTP/2.0\r\n", "GET /index.html HTTP/1"}) {
+    INFO(partial);
+    Connection c;
+    CHECK(c.on_input(bytes(partial)) == std::string_view(partial).size());
+    CHECK_FALSE(c.done());
+    c.on_input_closed();
     CHECK(c.done());
     CHECK(c.output().empty());
     c.shutdown();  // no connection yet: no GOAWAY either
     CHECK(c.output().empty());
   }
+  // Octets after the deciding one are not looked at.
   Connection c;
   CHECK(c.on_input(bytes("PRI * HTTP/2.0\r\n\r\nXX\r\n\r\n")) == 24);
-  CHECK(std::string(c.close_reason()) == "bad connection preface");
 }
 
 constexpr std::string_view kHttp1Answer =
@@ -543,7 +582,7 @@ constexpr std::string_view kHttp1Answer =
 
 // Feeds `in` cut at `cuts` the way a session does (the unconsumed rest is
 // presented again with the next piece); returns all output.
-ByteString run_in_pieces(const ByteString& in, std::vector<size_t> cuts, bool* done = nullptr) {
+ByteString run_in_pieces(const ByteString& in, std::vector<size_t> cuts, bool* done) {
   Connection c;
   ByteString pending;
   ByteString out;
@@ -573,7 +612,8 @@ std::vector<size_t> every_octet(size_t n) {
 TEST_CASE("§3.4 an HTTP/1.1 request gets the 505 text, whole or split anywhere") {
   for (const char* request_line :
        {"GET / HTTP/1.1\r\nHost: x\r\n\r\n", "POST /echo HTTP/1.1\r\n\r\n",
-        "PRI * HTTP/1.1\r\n\r\n", "OPTIONS * HTTP/1.1\r\n\r\n"}) {
+        "PRI * HTTP/1.1\r\n\r\n", "OPTIONS * HTTP/1.1\r\n\r\n", "get /x?a=b HTTP/1.0\r\n\r\n",
+        "M-SEARCH * HTTP/1.1\r\n"}) {
     INFO(request_line);
     const ByteString in = bytes(request_line);
     bool done = false;

@@ -97,12 +97,19 @@ TEST_CASE("refuse engine: after the preface, SETTINGS and GOAWAY \"server full\"
             frame(proto::FrameType::kGoaway, 0, 0, u32(0) + u32(0) + bytes("server full")));
 }
 
-TEST_CASE("refuse engine: a wrong preface ends it without a word") {
+TEST_CASE("refuse engine: a wrong preface is refused as by every engine (proto/preface.h)") {
   proto::RefuseEngine e;
-  e.on_input(bytes("GET / HTTP/1.1\r\n"));
+  e.on_input(bytes("BAD PREFACE ATTEMPT\r\n"));
   CHECK(e.done());
-  CHECK(e.output().empty());
-  CHECK(std::string(e.close_reason()) == "bad connection preface");
+  CHECK(drain(e.output()) ==
+        frame(proto::FrameType::kSettings, 0, 0, {}) +
+            frame(proto::FrameType::kGoaway, 0, 0,
+                  u32(0) + u32(1) + bytes("invalid connection preface")));
+  CHECK(std::string(e.close_reason()) == "invalid connection preface");
+  proto::RefuseEngine h1;
+  h1.on_input(bytes("GET / HTTP/1.1\r\n"));
+  CHECK(h1.done());
+  CHECK(std::string(h1.close_reason()) == "HTTP/1.1 request on an HTTP/2-only port");
 }
 
 TEST_CASE("connection limit: an evicted slot goes to the newcomer, the evicted one holds a closing slot") {

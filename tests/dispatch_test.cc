@@ -4,6 +4,7 @@
 //
 //   dispatch_test --dispatch epoll     # one dispatcher (the BUILD targets)
 //   dispatch_test                      # all four
+//   dispatch_test --engine nghttp2     # behind another engine (default full)
 //
 // Every case runs with TLS off (h2c) and on (h2, ALPN, the ephemeral
 // self-signed certificate: clients skip verification); the last one is
@@ -33,6 +34,7 @@
 
 #include "proto/frame.h"
 #include "tests/support/clients.h"
+#include "tests/support/content.h"
 #include "tests/support/frame_builder.h"
 #include "tests/support/process.h"
 #include "tests/support/server_fixture.h"
@@ -44,7 +46,8 @@ using server::Dispatch;
 
 namespace {
 
-std::vector<Dispatch> g_dispatchers;  // set by main() from --dispatch
+std::vector<Dispatch> g_dispatchers;                   // set by main() from --dispatch
+server::EngineKind g_engine = server::EngineKind::kFull;  // and from --engine
 
 bool concurrent(Dispatch d) { return d != Dispatch::kBlocking; }
 
@@ -69,6 +72,7 @@ Mode mode() {
 server::ServerOptions options_for(const Mode& m) {
   server::ServerOptions o;
   o.dispatch = m.dispatch;
+  o.engine = g_engine;
   o.tls = m.tls;
   o.port = 0;
   return o;
@@ -245,6 +249,11 @@ std::string runfile(const std::string& path) {
   return std::string(srcdir != nullptr ? srcdir : ".") + "/h2lab/" + path;
 }
 
+std::string read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+
 }  // namespace
 
 TEST_CASE("curl gets Hello World") {
@@ -273,12 +282,12 @@ TEST_CASE("nghttp sees the server's SETTINGS and the response") {
   CHECK(r.output.find("Hello World") != std::string::npos);
 }
 
-TEST_CASE("h2load: every request succeeds, both engines, both listener layouts") {
+TEST_CASE("h2load: every request succeeds, this engine and mini, both listener layouts") {
   require_clients();
   const Mode m = mode();
   [[maybe_unused]] const auto [d, tls] = m;
   auto o = options_for(m);
-  o.engine = GENERATE(server::EngineKind::kFull, server::EngineKind::kMini);
+  o.engine = GENERATE(values({g_engine, server::EngineKind::kMini}));
   o.listener_mode = GENERATE(server::ListenerMode::kReuseport, server::ListenerMode::kExclusive);
   // The listener layout only matters to the event-loop dispatchers.
   if ((d == Dispatch::kBlocking || d == Dispatch::kThreaded) &&
@@ -368,9 +377,8 @@ TEST_CASE("--write-policy per-response: one write per response, the same bytes")
   // (a few more carry the preface's SETTINGS and the handshake).
   CHECK(stats_counter(json, "writes") >= kRequests);
   CHECK(stats_counter(json, "writes") <= kRequests + 10);
-  const auto body = run_process(curl_h2(tls, {server.url() + "bytes/100000", "-o", "/dev/null",
-                                           "-w", "%{size_download}"}));
-  CHECK(body.output == "100000");
+  const auto body = run_process(curl_h2(tls, {server.url() + "bytes/100000"}));
+  CHECK(content_mismatch(body.output, expected_bytes(100000)) == "");
 }
 
 TEST_CASE("a client that half-closes after its request still gets the whole response") {
@@ -387,16 +395,16 @@ TEST_CASE("a client that half-closes after its request still gets the whole resp
          frame(proto::FrameType::kWindowUpdate, 0, 0, u32(0x7fffffff - 65535)) +
          get_request(1, "/bytes/" + std::to_string(kBody)));
   c.half_close();
-  size_t body = 0;
+  std::string body;
   bool ended = false;
   while (auto f = c.read_frame(10s)) {
     if (f->header.is(proto::FrameType::kData) && f->header.stream_id == 1) {
-      body += f->payload.size();
+      body.append(f->payload.begin(), f->payload.end());
       ended = f->header.has(proto::flags::kEndStream);
     }
     if (ended) break;
   }
-  CHECK(body == kBody);
+  CHECK(content_mismatch(body, expected_bytes(kBody)) == "");
   CHECK(ended);
   CHECK(c.closed_within(5s));  // and then the server ends the connection
 }
@@ -407,13 +415,15 @@ TEST_CASE("/bytes/10000000 arrives whole through flow control") {
   [[maybe_unused]] const auto [d, tls] = m;
   INFO(m);
   TestServer server(options_for(m));
-  const auto r = run_process(curl_h2(tls, {"--max-time", "30", "-o", "/dev/null", "-w",
+  const std::string out = temp_path("bytes.out");
+  const auto r = run_process(curl_h2(tls, {"--max-time", "30", "-o", out, "-w",
                                         "%{http_code} %{size_download}",
                                         server.url() + "bytes/10000000"}),
                              60s);
   INFO(r.output);
   CHECK(r.exit_code == 0);
   CHECK(r.output == "200 10000000");
+  CHECK(content_mismatch(read_file(out), expected_bytes(10000000)) == "");
 }
 
 TEST_CASE("a 1 MB /echo comes back intact") {
@@ -422,9 +432,7 @@ TEST_CASE("a 1 MB /echo comes back intact") {
   [[maybe_unused]] const auto [d, tls] = m;
   INFO(m);
   TestServer server(options_for(m));
-  std::string body(1000000, '\0');
-  std::mt19937 rng(42);
-  for (char& ch : body) ch = static_cast<char>(rng());
+  const std::string body = random_body(1000000, 42);
   const std::string in = temp_path("echo.in");
   const std::string out = temp_path("echo.out");
   std::ofstream(in, std::ios::binary) << body;
@@ -433,10 +441,7 @@ TEST_CASE("a 1 MB /echo comes back intact") {
                              60s);
   INFO(r.output);
   CHECK(r.exit_code == 0);
-  std::ifstream got(out, std::ios::binary);
-  const std::string echoed((std::istreambuf_iterator<char>(got)), std::istreambuf_iterator<char>());
-  CHECK(echoed.size() == body.size());
-  CHECK(echoed == body);
+  CHECK(content_mismatch(read_file(out), body) == "");
 }
 
 TEST_CASE("clients that disconnect mid-response do not disturb the server") {
@@ -450,7 +455,10 @@ TEST_CASE("clients that disconnect mid-response do not disturb the server") {
     // unread data was pending).
     Client c(server.port(), tls);
     c.send(preface() + settings() + get_request(1, "/bytes/50000000"));
-    REQUIRE(c.read_until(proto::FrameType::kData));
+    const auto first = c.read_until(proto::FrameType::kData);
+    REQUIRE(first);
+    CHECK(content_mismatch(std::string(first->payload.begin(), first->payload.end()),
+                           expected_bytes(first->payload.size())) == "");
   }
   {
     // Thousands of pipelined requests, not one answer read.
@@ -607,10 +615,11 @@ TEST_CASE("graceful stop finishes a response in progress") {
   auto created = server::create_server(options_for(m));
   REQUIRE(created.server);
   ProcessResult download;
+  const std::string out = temp_path("stopped.out");
   // 30 MB at 20 MB/s: still running when the stop comes.
   std::thread client([&] {
     download = run_process(curl_h2(tls, {"--max-time", "20", "--limit-rate", "20M", "-o",
-                                      "/dev/null", "-w", "%{size_download}",
+                                      out, "-w", "%{size_download}",
                                       created.server->url() + "bytes/30000000"}),
                            30s);
   });
@@ -621,6 +630,7 @@ TEST_CASE("graceful stop finishes a response in progress") {
   INFO(download.output);
   CHECK(download.exit_code == 0);
   CHECK(download.output == "30000000");
+  CHECK(content_mismatch(read_file(out), expected_bytes(30000000)) == "");
 }
 
 TEST_CASE("graceful stop under h2load: every started request succeeds or is refused, none hangs") {
@@ -671,10 +681,18 @@ TEST_CASE("uring with --uring-sqpoll serves h2load and stops") {
 int main(int argc, char** argv) {
   Catch::Session session;
   std::string dispatch;
+  std::string engine = "full";
   using Catch::clara::Opt;
   session.cli(session.cli() |
-              Opt(dispatch, "name")["--dispatch"]("the dispatcher to test (default: every one)"));
+              Opt(dispatch, "name")["--dispatch"]("the dispatcher to test (default: every one)") |
+              Opt(engine, "name")["--engine"]("the engine behind it (default: full)"));
   if (const int rc = session.applyCommandLine(argc, argv); rc != 0) return rc;
+  if (const auto e = server::parse_engine(engine); e && *e != server::EngineKind::kMini) {
+    g_engine = *e;
+  } else {
+    std::fprintf(stderr, "engine '%s' cannot run this suite; valid: full, nghttp2\n", engine.c_str());
+    return 2;
+  }
   if (dispatch.empty()) {
     g_dispatchers = {Dispatch::kBlocking, Dispatch::kThreaded, Dispatch::kEpoll, Dispatch::kUring};
   } else if (const auto d = server::parse_dispatch(dispatch)) {

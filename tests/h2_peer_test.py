@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""//server:main (--engine full) against a hostile HTTP/2 peer.
+"""//server:main (--engine full, or the engine named after the binary) against a hostile HTTP/2 peer.
 
 Sends over loopback what real clients never send -- a bad preface, frames on
 stream 0 that must not be there, oversized frames, window overflow,
@@ -15,6 +15,7 @@ Bounded in time: socket timeouts and an overall alarm; the server is stopped
 with SIGTERM at the end (exit status 0 required), and killed on any failure.
 """
 import os
+import random
 import select
 import signal
 import socket
@@ -34,7 +35,8 @@ DATA, HEADERS, PRIORITY, RST_STREAM, SETTINGS, PUSH_PROMISE, PING, GOAWAY, WINDO
 END_STREAM, ACK, END_HEADERS, PADDED = 0x1, 0x1, 0x4, 0x8
 NO_ERROR, PROTOCOL_ERROR, FLOW_CONTROL_ERROR, STREAM_CLOSED, FRAME_SIZE_ERROR = 0x0, 0x1, 0x3, 0x5, 0x6
 REFUSED_STREAM, COMPRESSION_ERROR, ENHANCE_YOUR_CALM = 0x7, 0x9, 0xB
-NAMES = {0: "NO_ERROR", 1: "PROTOCOL_ERROR", 3: "FLOW_CONTROL_ERROR", 5: "STREAM_CLOSED",
+INTERNAL_ERROR = 0x2
+NAMES = {0: "NO_ERROR", 1: "PROTOCOL_ERROR", 2: "INTERNAL_ERROR", 3: "FLOW_CONTROL_ERROR", 5: "STREAM_CLOSED",
          6: "FRAME_SIZE_ERROR", 7: "REFUSED_STREAM", 9: "COMPRESSION_ERROR", 0xB: "ENHANCE_YOUR_CALM"}
 TIMEOUT = 5.0
 
@@ -216,7 +218,30 @@ def case_bad_preface(port):
     p = Peer(port)
     p.send(b"PRI * HTTP/2.0\r\n\r\nXX\r\n\r\n")
     data = p.read_raw()
-    check(data == b"" and p.eof, "bad preface: closed without a word, got %r" % data[:40])
+    # RFC 9113 §3.4: PROTOCOL_ERROR — our (empty) SETTINGS, then
+    # GOAWAY(last stream 0, PROTOCOL_ERROR), then a close.
+    debug = b"invalid connection preface"
+    want = (b"\x00\x00\x00\x04\x00\x00\x00\x00\x00" +
+            struct.pack(">I", 8 + len(debug))[1:] + b"\x07\x00\x00\x00\x00\x00" +
+            struct.pack(">II", 0, 1) + debug)
+    check(data == want and p.eof, "bad preface: SETTINGS, GOAWAY(PROTOCOL_ERROR), close; got %r" % data[:60])
+    p.close()
+
+
+def case_h2spec_3_5(port):
+    """h2spec's two §3.5 (RFC 7540 numbering; RFC 9113 §3.4) cases, as h2spec sends them."""
+    # 3.5/1: the client preface is answered with the server preface, a
+    # SETTINGS frame, as the first frame.
+    p = Peer(port)
+    p.send(PREFACE + settings())
+    f = p.next_frame()
+    check(f is not None and f[0] == SETTINGS and f[1] == 0 and f[2] == 0,
+          "h2spec 3.5/1: first frame is SETTINGS, got %s" % describe(f))
+    p.close()
+    # 3.5/2: an invalid preface is a connection error: GOAWAY(PROTOCOL_ERROR), close.
+    p = Peer(port)
+    p.send(b"INVALID CONNECTION PREFACE\r\n\r\n")
+    expect_goaway(p, PROTOCOL_ERROR, "h2spec 3.5/2 invalid connection preface", last=0)
     p.close()
 
 
@@ -287,6 +312,10 @@ def case_connection_errors(port):
         if data is None:
             data = p.headers(0, request())
         p.send(data)
+        # nghttp2 counts a stream whose HEADERS it began to decode as
+        # processed (§6.8 allows either): last-stream-id 3 there.
+        if nghttp2() and data[3] == HEADERS and int.from_bytes(data[5:9], "big") == 3:
+            last = 3
         expect_goaway(p, code, name, last=last)
         p.close()
 
@@ -321,7 +350,13 @@ def case_continuation_misuse(port):
         p.send(p.headers(1, request()))
         expect_answer(p, 1, b"200", name + " (setup)")
         p.send(build(p, p.block(request())))
-        expect_goaway(p, code, name, last=1)
+        if nghttp2() and code == ENHANCE_YOUR_CALM:
+            # nghttp2 decodes each fragment as it comes: the repeated octet
+            # is a malformed field long before a 9th CONTINUATION, a stream
+            # error; the connection goes on.
+            expect_rst(p, 3, PROTOCOL_ERROR, name + " (nghttp2)")
+        else:
+            expect_goaway(p, code, name, last=3 if nghttp2() else 1)
         p.close()
     # A block split over HEADERS + CONTINUATIONs is fine.
     p = Peer(port)
@@ -369,13 +404,21 @@ def case_rapid_reset(port):
     p = Peer(port)
     p.open()
     data = b""
-    for i in range(1000):
+    # nghttp2's reset rate limit: a burst of 1000, then GOAWAY(INTERNAL_ERROR)
+    # naming the last stream received.
+    pairs = 1100 if nghttp2() else 1000
+    for i in range(pairs):
         sid = 2 * i + 1
         data += p.headers(sid, request("POST", "/echo"), END_HEADERS) + rst_stream(sid, 8)
     p.send(data)
-    seen, f = p.until(lambda f: f[0] in (GOAWAY, RST_STREAM), timeout=10)
-    check(sum(1 for f in seen if f[0] == HEADERS) == 1000, "Rapid Reset: a response HEADERS per stream")
-    expect_goaway(p, ENHANCE_YOUR_CALM, "Rapid Reset (CVE-2023-44487): 1000 HEADERS+RST_STREAM", last=1999, f=f)
+    seen, f = p.until(lambda f: f[0] == GOAWAY, timeout=10)
+    if nghttp2():
+        check(sum(1 for f in seen if f[0] == HEADERS) >= 1000, "Rapid Reset: a response HEADERS per stream")
+        expect_goaway(p, INTERNAL_ERROR, "Rapid Reset (CVE-2023-44487), nghttp2's limit", f=f)
+    else:
+        check(sum(1 for f in seen if f[0] == HEADERS) == 1000, "Rapid Reset: a response HEADERS per stream")
+        expect_goaway(p, ENHANCE_YOUR_CALM, "Rapid Reset (CVE-2023-44487): 1000 HEADERS+RST_STREAM",
+                      last=1999, f=f)
     p.close()
 
 
@@ -383,6 +426,15 @@ def case_ping_flood(port):
     p = Peer(port)
     p.open()
     p.send(b"".join(ping(struct.pack(">Q", i)) for i in range(1000)))
+    if nghttp2():
+        # nghttp2 bounds ACKs it has not sent (1000); a peer that reads them
+        # may ping on, and gets every one back.
+        seen, f = p.until(lambda f: f[0] == PING and f[3] == struct.pack(">Q", 999), timeout=10)
+        acks = [f for f in seen if f[0] == PING]
+        check(len(acks) == 1000 and all(f[1] == ACK and f[3] == struct.pack(">Q", i) for i, f in enumerate(acks)),
+              "PING flood, nghttp2: 1000 ACKs with the same opaque data, got %d" % len(acks))
+        p.close()
+        return
     seen, f = p.until(lambda f: f[0] in (GOAWAY, RST_STREAM), timeout=10)
     acks = [f for f in seen if f[0] == PING]
     check(len(acks) == 999 and all(f[1] == ACK and f[3] == struct.pack(">Q", i) for i, f in enumerate(acks)),
@@ -407,10 +459,15 @@ def fresh_client(port):
     conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True, header_encoding="utf-8"))
     conn.initiate_connection()
     sock.sendall(conn.data_to_send())
+    # Every octet checked against what this script computes (issue 11:
+    # /bytes/N once restarted its pattern at every DATA frame, at the right
+    # length): the 37-octet pattern, and random octets from a fixed seed.
+    pattern = b"abcdefghijklmnopqrstuvwxyz0123456789\n"
+    echo_body = random.Random(11).randbytes(30000)
     wanted = {
         "/": ("GET", b"", b"Hello World\n"),
-        "/bytes/100000": ("GET", b"", None),
-        "/echo": ("POST", b"0123456789" * 3000, b"0123456789" * 3000),
+        "/bytes/100000": ("GET", b"", bytes(pattern[i % 37] for i in range(100000))),
+        "/echo": ("POST", echo_body, echo_body),
     }
     streams = {}
     for path, (method, body, _) in wanted.items():
@@ -442,16 +499,20 @@ def fresh_client(port):
     for s in streams.values():
         method, _, expected = wanted[s["path"]]
         ok = s["ended"] and s["status"] == "200"
-        ok = ok and (len(s["body"]) == 100000 if expected is None else s["body"] == expected)
-        check(ok, "fresh h2 client: %s %s -> status %s, %d octets, ended %s" % (
-            method, s["path"], s["status"], len(s["body"]), s["ended"]))
+        got = s["body"]
+        first = next((i for i in range(min(len(got), len(expected))) if got[i] != expected[i]),
+                     min(len(got), len(expected)))
+        ok = ok and got == expected
+        check(ok, "fresh h2 client: %s %s -> status %s, %d octets (want %d, first difference at %s), ended %s" % (
+            method, s["path"], s["status"], len(got), len(expected),
+            "none" if got == expected else first, s["ended"]))
 
 
 # ---------------------------------------------------------------------------
 
-def start_server(main):
+def start_server(main, engine):
     help_text = subprocess.run([main, "--help"], capture_output=True, text=True, timeout=10).stdout
-    argv = [main, "--port", "0", "--engine", "full"]
+    argv = [main, "--port", "0", "--engine", engine]
     if "--tls" in help_text:
         argv += ["--tls", "off"]
     # stderr to a file: a chatty server must never block on a full pipe.
@@ -471,6 +532,15 @@ def start_server(main):
         raise
 
 
+# The engine under test. libnghttp2 (--engine nghttp2) answers some abuse its
+# own way; each difference is spelled out where it is checked.
+ENGINE = "full"
+
+
+def nghttp2():
+    return ENGINE == "nghttp2"
+
+
 class Deadline(Exception):
     pass
 
@@ -480,13 +550,16 @@ def on_alarm(signum, frame):
 
 
 def main():
-    if len(sys.argv) != 2:
+    if len(sys.argv) not in (2, 3):
         raise SystemExit(__doc__)
+    global ENGINE
+    ENGINE = sys.argv[2] if len(sys.argv) == 3 else "full"
+    engine = ENGINE
     signal.signal(signal.SIGALRM, on_alarm)
     signal.alarm(200)  # the whole test, whatever happens (the server is stopped in `finally`)
-    server, port = start_server(sys.argv[1])
+    server, port = start_server(sys.argv[1], engine)
     try:
-        for case in (case_bad_preface, case_http1, case_first_frame_not_settings, case_connection_errors,
+        for case in (case_bad_preface, case_h2spec_3_5, case_http1, case_first_frame_not_settings, case_connection_errors,
                      case_window_overflow_on_a_stream, case_continuation_misuse, case_invalid_pseudo_headers,
                      case_refused_stream, case_rapid_reset, case_ping_flood):
             print("--", case.__name__, flush=True)

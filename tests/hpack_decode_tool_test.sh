@@ -26,6 +26,11 @@ expect_error() {
 diff -u "$data/rfc_story.expected.json" "$tmp/out" || fail "rfc_story: output differs"
 [ -s "$tmp/err" ] && fail "rfc_story: stderr not empty: $(cat "$tmp/err")"
 
+# null counts as absent ("header_table_size": null, "seqno": null), and
+# every JSON escape is read (\/ and a surrogate pair among them).
+"$tool" <"$data/null_story.json" >"$tmp/out" 2>"$tmp/err" || fail "null_story: exit $?: $(cat "$tmp/err")"
+diff -u "$data/null_story.expected.json" "$tmp/out" || fail "null_story: output differs"
+
 # A malformed story file: case 1 has an indexed field with index 0.
 "$tool" <"$data/bad_index.json" >"$tmp/out" 2>"$tmp/err"; rc=$?
 [ "$rc" -eq 1 ] || fail "bad_index: exit $rc, want 1"

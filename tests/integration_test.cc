@@ -17,6 +17,7 @@
 
 #include "proto/frame.h"
 #include "tests/support/clients.h"
+#include "tests/support/content.h"
 #include "tests/support/frame_builder.h"
 #include "tests/support/process.h"
 #include "tests/support/server_fixture.h"
@@ -158,6 +159,10 @@ TEST_CASE("full: status codes and headers of the routes") {
   CHECK(head("").find("content-type: text/plain") != std::string::npos);
   CHECK(head("").find("content-length: 12") != std::string::npos);
   CHECK(head("bytes/5").find("content-length: 5") != std::string::npos);
+  // The body itself, across a few periods of the 37-octet pattern.
+  const auto body = run_process({"curl", "-sS", "--http2-prior-knowledge", "--max-time", "10",
+                                 server.url() + "bytes/100"});
+  CHECK(content_mismatch(body.output, expected_bytes(100)) == "");
   CHECK(head("bytes/x").find("HTTP/2 400") == 0);
   CHECK(head("nowhere").find("HTTP/2 404") == 0);
   CHECK(head("", {"-X", "POST"}).find("HTTP/2 405") == 0);
