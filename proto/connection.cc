@@ -208,6 +208,7 @@ size_t Connection::on_input(Bytes in) noexcept {
     if (in.size() - pos < kFrameHeaderSize + h.length) break;
     const Bytes payload = in.subspan(pos + kFrameHeaderSize, h.length);
     pos += kFrameHeaderSize + h.length;
+    ++frames_received_;
     if (!on_frame(h, payload)) return in.size();
   }
   return done_ ? in.size() : pos;

@@ -73,6 +73,10 @@ class Connection final : public Engine {
   using Counters = EngineCounters;
   const Counters& counters() const noexcept override { return counters_; }
   size_t open_streams() const noexcept { return streams_.size(); }
+  EngineProgress progress() const noexcept override {
+    return {frames_received_, settings_seen_, continuation_stream_ != 0,
+            static_cast<uint32_t>(streams_.size())};
+  }
 
  private:
   struct Stream;
@@ -210,6 +214,7 @@ class Connection final : public Engine {
   const char* close_reason_ = "";
   Counters counters_;
   const std::function<std::string()> stats_renderer_;  // route()'s /stats hook, built once
+  uint64_t frames_received_ = 0;  // complete frames, for progress()
 };
 
 }  // namespace h2lab::proto

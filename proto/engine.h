@@ -26,6 +26,26 @@ struct EngineCounters {
   uint32_t goaway_code = 0;  // the code of our GOAWAY, if sent
 };
 
+// Where a connection stands, for the dispatcher's deadlines
+// (server/connection_deadlines.h): engines have no clock, so the dispatcher
+// samples this after each input and decides how long each phase may take.
+// Every field is cheap to read (no allocation, no scan).
+struct EngineProgress {
+  // Complete frames received since the connection began (RFC 9113 §4.1):
+  // the unit of progress. A partial frame, however many octets of it
+  // arrived, is none — so a peer that dribbles octets makes no progress.
+  uint64_t frames = 0;
+  // The client preface and the first SETTINGS frame have arrived (§3.4):
+  // until then the connection is still being set up.
+  bool preface_done = false;
+  // A header block is open: HEADERS (or PUSH_PROMISE) without END_HEADERS
+  // was received and its last CONTINUATION has not (§6.10).
+  bool in_header_block = false;
+  // Streams open now (requests not yet answered or reset): a connection
+  // with none serves nobody.
+  uint32_t open_streams = 0;
+};
+
 class Engine {
  public:
   virtual ~Engine() = default;
@@ -68,6 +88,10 @@ class Engine {
     static const EngineCounters kNone;
     return kNone;
   }
+
+  // Where the connection stands (EngineProgress). An engine that does not
+  // say reports a connection set up and idle, whose only deadline is idle.
+  virtual EngineProgress progress() const noexcept { return {0, true, false, 0}; }
 
   // The largest frame the engine accepts, header included: the caller's
   // buffer for an incomplete frame never needs more.

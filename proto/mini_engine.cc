@@ -65,6 +65,11 @@ size_t MiniEngine::on_input(Bytes in) noexcept {
     }
     pos += kFrameHeaderSize;
     skip_remaining_ = h.length;
+    ++frames_;
+    if (h.is(FrameType::kSettings)) settings_seen_ = true;
+    if (h.is(FrameType::kHeaders) || h.is(FrameType::kContinuation)) {
+      in_header_block_ = !h.has(flags::kEndHeaders);
+    }
     if (h.is(FrameType::kSettings) && !h.has(flags::kAck)) {
       encode_settings_ack(out_.append(kFrameHeaderSize));
     } else if ((h.is(FrameType::kHeaders) || h.is(FrameType::kData)) &&

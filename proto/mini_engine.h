@@ -33,6 +33,12 @@ class MiniEngine final : public Engine {
   bool done() const noexcept override { return done_; }
   const char* close_reason() const noexcept override { return close_reason_; }
   const EngineCounters& counters() const noexcept override { return counters_; }
+  // Frames are counted as their headers are read (mini skips payloads
+  // without holding them); every request is answered at once, so no stream
+  // stays open.
+  EngineProgress progress() const noexcept override {
+    return {frames_, settings_seen_, in_header_block_, 0};
+  }
 
   // The response the seed sends: HEADERS(END_HEADERS, 0x88 = :status 200)
   // then DATA(END_STREAM, "Hello World\n"); stream ids at offsets 5 and 19.
@@ -50,6 +56,9 @@ class MiniEngine final : public Engine {
   bool goaway_sent_ = false;
   const char* close_reason_ = "";
   EngineCounters counters_;
+  uint64_t frames_ = 0;           // frame headers read, for progress()
+  bool settings_seen_ = false;    // the client's first SETTINGS arrived
+  bool in_header_block_ = false;  // HEADERS without END_HEADERS, until END_HEADERS
 };
 
 }  // namespace h2lab::proto

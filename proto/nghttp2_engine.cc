@@ -329,6 +329,12 @@ size_t Nghttp2Engine::on_input(Bytes in) noexcept {
     const bool too_large = h.length > options_.max_frame_size;
     if (!too_large && in.size() - pos < kFrameHeaderSize + h.length) break;
     const size_t n = too_large ? kFrameHeaderSize : kFrameHeaderSize + h.length;
+    if (!too_large) {
+      ++frames_;
+      if (h.is(FrameType::kHeaders) || h.is(FrameType::kContinuation)) {
+        in_header_block_ = !h.has(flags::kEndHeaders);
+      }
+    }
     const ssize_t rv = nghttp2_session_mem_recv(session_, in.data() + pos, n);
     pos += n;
     if (rv < 0) {

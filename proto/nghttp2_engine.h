@@ -68,6 +68,13 @@ class Nghttp2Engine final : public Engine {
   bool done() const noexcept override { return done_; }
   const char* close_reason() const noexcept override { return close_reason_; }
   const EngineCounters& counters() const noexcept override { return counters_; }
+  // Complete frames as handed to nghttp2 one by one; nghttp2 itself
+  // rejects a first frame that is not SETTINGS (§3.4), so the preface is
+  // done with the first frame it took.
+  EngineProgress progress() const noexcept override {
+    return {frames_, preface_.preface_complete() && frames_ != 0, in_header_block_,
+            static_cast<uint32_t>(streams_.size())};
+  }
 
   // The nghttp2 callbacks (nghttp2_engine.cc) work on these.
   struct Stream;
@@ -93,6 +100,8 @@ class Nghttp2Engine final : public Engine {
   const char* close_reason_ = "";
   EngineCounters counters_;
   const std::function<std::string()> stats_renderer_;
+  uint64_t frames_ = 0;           // complete frames received, for progress()
+  bool in_header_block_ = false;  // HEADERS without END_HEADERS, until END_HEADERS
 };
 
 }  // namespace h2lab::proto

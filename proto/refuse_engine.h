@@ -27,6 +27,10 @@ class RefuseEngine final : public Engine {
   bool done() const noexcept override { return done_; }
   const char* close_reason() const noexcept override { return close_reason_; }
   const EngineCounters& counters() const noexcept override { return counters_; }
+  // Set up once the preface is in (it answers then and is done).
+  EngineProgress progress() const noexcept override {
+    return {0, preface_.preface_complete(), false, 0};
+  }
 
  private:
   OutputQueue out_;

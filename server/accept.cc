@@ -28,8 +28,11 @@ bool first_this_second(std::atomic<int64_t>& last) noexcept {
 
 std::optional<NewConnection> admit_connection(int fd, ConnectionLimit& limit,
                                               const DispatchContext& context,
-                                              ThreadStats* stats) {
-  const Admission admission = limit.admit();
+                                              ThreadStats* stats, RoomMaker* room) {
+  const Room made = room != nullptr && limit.full() ? room->make_room() : Room::kNone;
+  const Admission admission = made == Room::kHandedOver ? limit.admit_handed_over()
+                              : made == Room::kAsked    ? limit.admit_over()
+                                                        : limit.admit();
   AdmissionSlot slot(limit, admission);
   if (admission == Admission::kDrop) {
     static std::atomic<int64_t> last_logged{0};
@@ -63,12 +66,26 @@ std::optional<NewConnection> admit_connection(int fd, ConnectionLimit& limit,
   return NewConnection{fd, std::move(session), std::move(slot)};
 }
 
+void note_eviction(ConnectionLimit& limit, EvictionReason why) noexcept {
+  limit.count_eviction(why);
+  const int64_t second = std::chrono::duration_cast<std::chrono::seconds>(
+                             std::chrono::steady_clock::now().time_since_epoch())
+                             .count();
+  uint64_t n[3];
+  if (!limit.eviction_report(second, n)) return;
+  log_line("server full: evicted %llu connections to admit newcomers (%llu in the TLS handshake, "
+           "%llu before the preface, %llu idle with no stream)",
+           static_cast<unsigned long long>(n[0] + n[1] + n[2]), static_cast<unsigned long long>(n[0]),
+           static_cast<unsigned long long>(n[1]), static_cast<unsigned long long>(n[2]));
+}
+
 void log_connection_counts(const ConnectionCounts& c) noexcept {
-  if (c.refused == 0) return;  // the usual case says nothing
+  const uint64_t evicted = c.evicted_handshake + c.evicted_preface + c.evicted_idle;
+  if (c.refused == 0 && evicted == 0) return;  // the usual case says nothing
   log_line("%llu connections served; %llu refused above --max-connections (%llu of them closed "
-           "at once: too many refusals in progress)",
+           "at once: too many refusals in progress); %llu evicted to make room",
            static_cast<unsigned long long>(c.accepted), static_cast<unsigned long long>(c.refused),
-           static_cast<unsigned long long>(c.dropped));
+           static_cast<unsigned long long>(c.dropped), static_cast<unsigned long long>(evicted));
 }
 
 AcceptFailure classify_accept_error(int error_number) noexcept {

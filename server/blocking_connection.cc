@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <chrono>
 #include <cstring>
+#include <memory>
 
 #include "server/connection_deadlines.h"
 #include "server/log.h"
@@ -22,20 +23,30 @@ using Clock = std::chrono::steady_clock;
 
 // One read buffer per thread: sessions process it in place and copy only an
 // incomplete frame's tail.
-constexpr size_t kReadBufferSize = 64 * 1024;
+constexpr size_t kReadBufferSize = kBlockingReadBuffer;
+
+void publish(ConnectionWatch* watch, const ConnectionDeadlines& deadlines,
+             Clock::time_point now) noexcept {
+  if (watch == nullptr) return;
+  watch->eviction_class.store(deadlines.eviction_class(now), std::memory_order_relaxed);
+  watch->last_progress_ns.store(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                    deadlines.last_progress().time_since_epoch())
+                                    .count(),
+                                std::memory_order_relaxed);
+}
 
 enum class Io { kDone, kTimedOut, kFailed };
 
 // Writes everything the session has pending (sendmsg: no SIGPIPE from a peer
 // that went away). kTimedOut means one tick passed with the socket full;
-// `progressed` tells whether anything went out before.
-Io flush(int fd, Session& session, bool& progressed, ThreadStats& stats) noexcept {
-  progressed = false;
+// `written` tells how much went out before.
+Io flush(int fd, Session& session, size_t& written, ThreadStats& stats) noexcept {
+  written = 0;
   while (session.wants_write()) {
     const ssize_t n = send_pending(fd, session, 0, stats).sent;
     if (n >= 0) {
       session.on_written(static_cast<size_t>(n));
-      progressed = progressed || n > 0;
+      written += static_cast<size_t>(n);
       continue;
     }
     if (errno == EINTR) continue;
@@ -47,21 +58,29 @@ Io flush(int fd, Session& session, bool& progressed, ThreadStats& stats) noexcep
 
 // After our last byte: FIN, then read and discard until the peer's EOF or
 // the linger deadline, so that unread late input does not turn close(2) into
-// a reset.
-void linger(int fd, ConnectionDeadlines& deadlines, uint8_t* buffer, size_t size,
+// a reset — bounded in time (shorter after a connection error) and in
+// octets (ConnectionDeadlines::kLingerMaxOctets).
+void linger(int fd, ConnectionDeadlines& deadlines, bool after_error, uint8_t* buffer, size_t size,
             ThreadStats& stats) noexcept {
   ::shutdown(fd, SHUT_WR);
   stats.syscalls.add();
-  deadlines.begin_linger(Clock::now());
+  deadlines.begin_linger(Clock::now(), after_error);
   while (Clock::now() < deadlines.next().at) {
     const ssize_t n = ::read(fd, buffer, size);
     stats.reads.add();
     stats.syscalls.add();
     if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) return;
+    if (n > 0 && !deadlines.linger_discard(static_cast<size_t>(n))) return;
   }
 }
 
 }  // namespace
+
+uint8_t* blocking_read_buffer() noexcept {
+  // new[] without (): not value-initialised, so no page is touched here.
+  thread_local std::unique_ptr<uint8_t[]> buffer(new uint8_t[kBlockingReadBuffer]);
+  return buffer.get();
+}
 
 bool set_blocking_tick(int fd) noexcept {
   const timeval tick{0, kBlockingTickMs * 1000};
@@ -71,12 +90,12 @@ bool set_blocking_tick(int fd) noexcept {
 
 void serve_blocking_connection(int fd, Session& session, const ServerOptions& options,
                                const std::atomic<bool>& stopping, ThreadStats& stats,
-                               bool refused) noexcept {
-  thread_local uint8_t buffer[kReadBufferSize];
+                               bool refused, ConnectionWatch* watch) noexcept {
+  uint8_t* const buffer = blocking_read_buffer();
   set_blocking_tick(fd);
   stats.syscalls.add(2);  // SO_RCVTIMEO, SO_SNDTIMEO
 
-  ConnectionDeadlines deadlines(options, Clock::now(), refused, session.handshake_done());
+  ConnectionDeadlines deadlines(options, Clock::now(), refused, session.progress());
   bool peer_eof = false;
   bool clean_end = false;  // the session ended and its output went out: linger
   const char* end_reason = nullptr;
@@ -86,15 +105,27 @@ void serve_blocking_connection(int fd, Session& session, const ServerOptions& op
       session.shutdown();
       deadlines.begin_drain(Clock::now());
     }
-    bool progressed = false;
-    const Io written = flush(fd, session, progressed, stats);
-    deadlines.on_write(Clock::now(), progressed, session.wants_write());
+    size_t octets_out = 0;
+    const Io written = flush(fd, session, octets_out, stats);
+    deadlines.on_write(Clock::now(), octets_out, session.wants_write(), session.progress());
     if (written == Io::kFailed) break;  // the peer went away; nothing to tell it
     if (session.wants_close()) {
       clean_end = true;
       break;
     }
     const auto now = Clock::now();
+    if (watch != nullptr) {
+      publish(watch, deadlines, now);
+      const int evicted = watch->evict.exchange(-1, std::memory_order_relaxed);
+      if (evicted == static_cast<int>(EvictionReason::kIdle) && !deadlines.draining()) {
+        session.shutdown();  // GOAWAY(NO_ERROR), then the end as usual
+        deadlines.begin_drain(now, std::chrono::duration_cast<Clock::duration>(
+                                       ConnectionDeadlines::kRefusalTimeout));
+        continue;
+      }
+      if (evicted >= 0 && evicted != static_cast<int>(EvictionReason::kIdle)) break;  // no word
+    }
+    deadlines.settle(now);
     if (const auto due = deadlines.next(); now >= due.at) {
       if (due.kind != ConnectionDeadlines::Kind::kIdle) {
         end_reason = ConnectionDeadlines::describe(due.kind);
@@ -114,13 +145,13 @@ void serve_blocking_connection(int fd, Session& session, const ServerOptions& op
       continue;
     }
 
-    const ssize_t n = ::read(fd, buffer, sizeof buffer);
+    const ssize_t n = ::read(fd, buffer, kReadBufferSize);
     stats.reads.add();
     stats.syscalls.add();
     if (n > 0) {
       if (rearm_quickack(fd, options)) stats.syscalls.add();
       session.on_data({buffer, static_cast<size_t>(n)});
-      deadlines.on_input(Clock::now(), session.handshake_done());
+      deadlines.on_input(Clock::now(), session.progress(), static_cast<size_t>(n));
     } else if (n == 0) {
       peer_eof = true;
       session.on_eof();
@@ -131,7 +162,11 @@ void serve_blocking_connection(int fd, Session& session, const ServerOptions& op
   }
   if (end_reason == nullptr && *session.close_reason() != '\0') end_reason = session.close_reason();
   if (end_reason != nullptr && *end_reason != '\0') log_line("closing connection: %s", end_reason);
-  if (clean_end && !peer_eof) linger(fd, deadlines, buffer, sizeof buffer, stats);
+  if (watch != nullptr) watch->eviction_class.store(EvictionClass::kNone);
+  if (clean_end && !peer_eof) {
+    linger(fd, deadlines, end_reason != nullptr && *end_reason != '\0', buffer, kReadBufferSize,
+           stats);
+  }
   ::close(fd);
   stats.syscalls.add();
 }

@@ -55,6 +55,14 @@ class ConnectionTable {
   size_t size() const noexcept { return size_; }
   bool empty() const noexcept { return size_ == 0; }
 
+  // Calls fn(id, item) for every item alive now; fn must not add or remove.
+  template <typename Fn>
+  void for_each(Fn&& fn) const {
+    for (uint32_t i = 0; i < slots_.size(); ++i) {
+      if (slots_[i].item) fn((static_cast<Id>(slots_[i].generation) << 32) | i, *slots_[i].item);
+    }
+  }
+
   // The ids alive now (to visit every connection while closing some).
   std::vector<Id> ids() const {
     std::vector<Id> out;

@@ -43,6 +43,7 @@
 #include "server/log.h"
 #include "server/loop_connection.h"
 #include "server/loop_group.h"
+#include "server/memory_trim.h"
 #include "server/send_pending.h"
 #include "server/socket_options.h"
 
@@ -76,11 +77,12 @@ struct Conn : LoopConnection {
 };
 
 
-class Reactor {
+class Reactor final : public RoomMaker {
  public:
   Reactor(LoopDispatcher& d, unsigned index);
   ~Reactor();
   void loop();
+  Room make_room() noexcept override;
 
  private:
   using Id = ConnectionTable<Conn>::Id;
@@ -93,12 +95,14 @@ class Reactor {
   void end_cleanly(Id id, Conn& c);
   void close(Id id, Conn& c);
   void begin_stop();
+  void evict_for_others();
   void set_events(Conn& c, bool want_out);
   uint32_t trigger() const noexcept { return level_ ? 0u : static_cast<uint32_t>(EPOLLET); }
   void set_accepting(bool on);
   int wait_timeout_ms(Clock::time_point now) const;
 
   LoopDispatcher& d_;
+  const unsigned index_;
   const ServerOptions& options_;
   ThreadStats& stats_;
   const int listen_fd_;
@@ -114,6 +118,7 @@ class Reactor {
   TurnQueue write_list_;        // connections to write to at the end of this turn
   std::vector<Id> read_again_;  // readable connections whose turn ended early
   std::unique_ptr<uint8_t[]> buffer_;
+  MemoryTrim trim_;
 };
 
 class EpollDispatcher final : public LoopDispatcher {
@@ -126,6 +131,7 @@ class EpollDispatcher final : public LoopDispatcher {
 
 Reactor::Reactor(LoopDispatcher& d, unsigned index)
     : d_(d),
+      index_(index),
       options_(d.context.options),
       stats_(d.thread_stats(index)),
       listen_fd_(d.group.listener(index)),
@@ -203,10 +209,12 @@ void Reactor::loop() {
     for (Id id : again) {
       if (Conn* c = conns_.find(id)) read_from(id, *c);
     }
+    evict_for_others();  // after the reads: connections accepted this turn were read once
     write_list_.drain(conns_, [this](Id id, Conn& c) { write_to(id, c); });
     expire_timeouts(
         wheel_, conns_, now_, [this](Id id, Conn& c) { write_list_.add(id, c); },
         [this](Id id, Conn& c) { close(id, c); });
+    trim_.maybe_trim(conns_.size(), now_);
     if (!draining_ && now_ >= accept_resume_at_) {
       accept_resume_at_ = Clock::time_point::max();
       set_accepting(true);
@@ -258,9 +266,44 @@ void Reactor::accept_batch() {
       }
       return;
     }
-    if (std::optional<NewConnection> nc = admit_connection(fd, d_.limit, d_.context, &stats_)) {
+    if (std::optional<NewConnection> nc = admit_connection(fd, d_.limit, d_.context, &stats_, this)) {
       add(std::move(*nc));
     }
+  }
+}
+
+Room Reactor::make_room() noexcept {
+  const EvictionChoice victim = choose_eviction(conns_, now_);
+  Conn* c = conns_.find(victim.id);
+  if (c == nullptr || victim.reason == EvictionReason::kIdle) {
+    // Another reactor's connection still in handshake or preface goes
+    // before an idle one of ours.
+    if (const int other = d_.board.request(index_); other >= 0) {
+      d_.group.wake(static_cast<unsigned>(other));
+      return Room::kAsked;
+    }
+  }
+  if (c == nullptr) return Room::kNone;
+  note_eviction(d_.limit, victim.reason);
+  if (evict(*c, victim.reason, wheel_, now_)) {
+    write_list_.add(victim.id, *c);
+  } else {
+    close(victim.id, *c);
+  }
+  return Room::kHandedOver;
+}
+
+// What other reactors asked (EvictionBoard): close connections still in
+// handshake or preface, giving their slots back.
+void Reactor::evict_for_others() {
+  // The grace for young connections is not applied here: the count the
+  // asking loop saw has none, and an overdraft of the limit must be repaid.
+  for (uint32_t n = d_.board.take_requests(index_); n > 0; --n) {
+    const EvictionChoice victim = choose_eviction(conns_, Clock::time_point::max());
+    Conn* c = conns_.find(victim.id);
+    if (c == nullptr || victim.reason == EvictionReason::kIdle) return;  // gone meanwhile
+    note_eviction(d_.limit, victim.reason);
+    close(victim.id, *c);
   }
 }
 
@@ -270,6 +313,7 @@ void Reactor::add(NewConnection nc) {
   Conn& c = *owned;
   const Id id = conns_.add(std::move(owned));
   c.timer.key = id;
+  track_setup(c, d_.board, index_);
   epoll_event ev{};
   ev.events = EPOLLIN | EPOLLRDHUP | trigger();
   ev.data.u64 = id;
@@ -304,7 +348,11 @@ void Reactor::read_from(Id id, Conn& c) {
       if (rearm_quickack(c.fd, options_)) stats_.syscalls.add();
       if (!c.lingering) {
         c.session->on_data({buffer_.get(), static_cast<size_t>(n)});
-        c.deadlines.on_input(now_, c.session->handshake_done());
+        c.deadlines.on_input(now_, c.session->progress(), static_cast<size_t>(n));
+        track_setup(c, d_.board, index_);
+      } else if (!c.deadlines.linger_discard(static_cast<size_t>(n))) {
+        close(id, c);  // still flooding after our FIN: enough was read
+        return;
       }
       // A short read emptied the socket; more data will raise a new edge.
       // Not so for the FIN: once RDHUP was seen, read on to the EOF — unless
@@ -331,7 +379,7 @@ void Reactor::read_from(Id id, Conn& c) {
 void Reactor::write_to(Id id, Conn& c) {
   if (c.lingering) return;
   Session& s = *c.session;
-  bool progressed = false;
+  size_t written = 0;
   for (int writes = 0; s.wants_write() && c.writable; ++writes) {
     if (writes == kMaxWritesPerTurn) {
       write_list_.add(id, c);  // the others' turn first; the rest next turn
@@ -346,14 +394,14 @@ void Reactor::write_to(Id id, Conn& c) {
     }
     if (n > 0) {
       s.on_written(static_cast<size_t>(n));
-      progressed = true;
+      written += static_cast<size_t>(n);
     }
     // The socket is full: wait for EPOLLOUT. Else the kernel took it all;
     // what is still pending (past IOV_MAX pieces, the next response, what
     // the engine refilled) goes in the next write.
     if (!r.all_taken()) c.writable = false;
   }
-  c.deadlines.on_write(now_, progressed, s.wants_write());
+  c.deadlines.on_write(now_, written, s.wants_write(), s.progress());
   set_events(c, s.wants_write() && !c.writable);
   if (s.wants_close()) {
     log_close_reason(c);
@@ -397,6 +445,8 @@ void Reactor::end_cleanly(Id id, Conn& c) {
 }
 
 void Reactor::close(Id id, Conn& c) {
+  track_setup(c, d_.board, index_, /*gone=*/true);
+  trim_.on_close();
   wheel_.disarm(c.timer);
   stats_.syscalls.add();
   ::close(c.fd);  // also leaves the epoll set

@@ -13,6 +13,7 @@
 #include "server/accept.h"
 #include "server/connection_deadlines.h"
 #include "server/log.h"
+#include "server/loop_group.h"
 #include "server/session.h"
 #include "server/timer_wheel.h"
 
@@ -25,7 +26,7 @@ struct LoopConnection {
       : fd(c.fd),
         session(std::move(c.session)),
         slot(std::move(c.slot)),
-        deadlines(options, now, slot.refused(), session->handshake_done()) {}
+        deadlines(options, now, slot.refused(), session->progress()) {}
 
   int fd;
   std::unique_ptr<Session> session;
@@ -36,7 +37,24 @@ struct LoopConnection {
   bool peer_eof = false;   // read returned 0
   bool lingering = false;  // our FIN is out; reading until the peer's EOF
   bool queued = false;     // in its loop's TurnQueue
+  bool setup_counted = false;  // counted in its loop's EvictionBoard setup count
 };
+
+// Keeps the EvictionBoard's count of loop `loop`'s served connections in
+// handshake or preface right: call after a connection was added, after
+// input (the phase may have ended), and with `gone` before it is destroyed.
+inline void track_setup(LoopConnection& c, EvictionBoard& board, unsigned loop,
+                        bool gone = false) noexcept {
+  const bool setup = !gone && !c.lingering && c.slot.served() && !c.deadlines.draining() &&
+                     c.deadlines.in_setup();
+  if (setup == c.setup_counted) return;
+  c.setup_counted = setup;
+  if (setup) {
+    board.setup_added(loop);
+  } else {
+    board.setup_left(loop);
+  }
+}
 
 // The connections to visit once at the end of a loop turn (to write what the
 // turn produced, re-arm what it ended), each once however often it was
@@ -95,17 +113,72 @@ inline void shut_down_gracefully(LoopConnection& c, TimerWheel& wheel,
   schedule_timeout(c, wheel);
 }
 
+// The connection of `table` to evict at the connection limit: among served
+// connections not yet closing, the one longest without progress of those
+// still in handshake or preface, else of the idle ones with no open stream
+// (ConnectionDeadlines::eviction_class). A scan of the loop's connections,
+// made only when the limit is full.
+struct EvictionChoice {
+  uint64_t id = 0;  // 0: none (connection ids are never 0)
+  EvictionReason reason = EvictionReason::kIdle;
+};
+template <typename Table>
+EvictionChoice choose_eviction(const Table& table, std::chrono::steady_clock::time_point now) {
+  EvictionChoice best;
+  bool best_setup = false;
+  std::chrono::steady_clock::time_point best_at{};
+  table.for_each([&](uint64_t id, const LoopConnection& c) {
+    if (c.lingering || !c.slot.served()) return;
+    const EvictionClass k = c.deadlines.eviction_class(now);
+    if (k == EvictionClass::kNone) return;
+    const bool setup = k != EvictionClass::kIdle;
+    const auto at = c.deadlines.last_progress();
+    if (best.id != 0 && (best_setup > setup || (best_setup == setup && best_at <= at))) return;
+    best.id = id;
+    best.reason = k == EvictionClass::kHandshake ? EvictionReason::kHandshake
+                  : k == EvictionClass::kPreface ? EvictionReason::kPreface
+                                                 : EvictionReason::kIdle;
+    best_setup = setup;
+    best_at = at;
+  });
+  return best;
+}
+
+// How an evicted connection goes: its served slot is handed over to the
+// newcomer either way. One in handshake or preface is closed at once
+// (there is no HTTP/2 connection yet to say GOAWAY on); an idle one gets
+// GOAWAY(NO_ERROR) — and with TLS close_notify — within kRefusalTimeout,
+// holding a closing slot meanwhile; when none is left it is closed at once
+// too. Returns true for the graceful way (flush it), false for: close it
+// now. `c` must be served (choose_eviction() picks only such).
+inline bool evict(LoopConnection& c, EvictionReason reason, TimerWheel& wheel,
+                  std::chrono::steady_clock::time_point now) noexcept {
+  if (reason == EvictionReason::kIdle && c.slot.evict()) {
+    c.session->shutdown();
+    c.deadlines.begin_drain(now, std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                                     ConnectionDeadlines::kRefusalTimeout));
+    schedule_timeout(c, wheel);
+    return true;
+  }
+  c.slot.hand_over();
+  return false;
+}
+
 // The session ended and its last byte is out. Returns false when the peer
 // has closed already (close now). Otherwise sends our FIN and lingers: the
-// loop keeps reading, and discarding, until the peer's EOF or the linger
-// deadline, so that late input does not turn the close into a reset that
-// could destroy the GOAWAY before the peer read it.
+// loop keeps reading, and discarding, until the peer's EOF, the linger
+// deadline or ConnectionDeadlines::kLingerMaxOctets (linger_discard()), so
+// that late input does not turn the close into a reset that could destroy
+// the GOAWAY before the peer read it — yet a peer that floods on is not
+// read at memory speed for long.
 inline bool begin_linger(LoopConnection& c, TimerWheel& wheel,
                          std::chrono::steady_clock::time_point now) noexcept {
   if (c.peer_eof) return false;
   ::shutdown(c.fd, SHUT_WR);
   c.lingering = true;
-  c.deadlines.begin_linger(now);
+  // After a connection error, briefly: that peer is likely still sending.
+  const char* why = c.session->close_reason();
+  c.deadlines.begin_linger(now, why != nullptr && *why != '\0');
   schedule_timeout(c, wheel);
   return true;
 }
@@ -119,6 +192,7 @@ enum class TimeoutAction {
 // For a connection whose timer fired.
 inline TimeoutAction on_timeout(LoopConnection& c, TimerWheel& wheel,
                                 std::chrono::steady_clock::time_point now) noexcept {
+  c.deadlines.settle(now);
   const ConnectionDeadlines::Due due = c.deadlines.next();
   if (now < due.at) {
     schedule_timeout(c, wheel);

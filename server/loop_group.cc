@@ -90,6 +90,11 @@ void LoopDispatcher::run_loops(const char* name, const std::function<void(unsign
   log_connection_counts(limit.counts());
 }
 
+void LoopGroup::wake(unsigned i) noexcept {
+  const uint64_t one = 1;
+  [[maybe_unused]] const ssize_t n = ::write(wake_fds_[i], &one, sizeof one);
+}
+
 void LoopGroup::stop() noexcept {
   stopping_.store(true, std::memory_order_release);
   // Accept nothing more, on every listener — the server's own too: when a

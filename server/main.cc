@@ -33,7 +33,24 @@ Options:
   --dispatch NAME        how connections are served: %s (default epoll)
   --engine NAME          HTTP/2 engine: %s (default full)
   --max-connections N    above this, clients get GOAWAY "server full" (default 10000)
-  --idle-timeout MS      close a connection silent this long (default 10000)
+  --idle-timeout MS      GOAWAY and close a connection that makes no progress
+                         (no complete frame in, nothing out) this long
+                         (default 10000)
+  --preface-timeout MS   close a connection whose client preface and first
+                         SETTINGS are not in after this long (from the
+                         accept, or with TLS from the handshake's end)
+                         (default 5000)
+  --header-timeout MS    close a connection whose header block (HEADERS to
+                         its last CONTINUATION) takes longer (default 10000)
+  --min-progress-window MS
+                         minimum progress: in each such window in which
+                         anything moved, a response completes or
+                         --min-progress-rate is met, else close; 0 = off
+                         (default 30000)
+  --min-progress-rate BYTES
+                         octets per second of that window, both directions
+                         (default 500)
+  --max-threads N        threaded: connection threads at most (default 1000)
 
 Threads:
   --threads N            epoll/uring loop threads, 0 = one per CPU, or one
@@ -208,6 +225,16 @@ Arguments parse_args(int argc, char** argv) {
       o.max_connections = parse_number(arg, take_value(), 10000000);
     } else if (arg == "--idle-timeout") {
       o.idle_timeout = std::chrono::milliseconds(parse_number(arg, take_value(), 86400000));
+    } else if (arg == "--preface-timeout") {
+      o.preface_timeout = std::chrono::milliseconds(parse_number(arg, take_value(), 86400000));
+    } else if (arg == "--header-timeout") {
+      o.header_timeout = std::chrono::milliseconds(parse_number(arg, take_value(), 86400000));
+    } else if (arg == "--min-progress-window") {
+      o.min_progress_window = std::chrono::milliseconds(parse_number(arg, take_value(), 86400000));
+    } else if (arg == "--min-progress-rate") {
+      o.min_progress_rate = static_cast<uint32_t>(parse_number(arg, take_value(), 1u << 30));
+    } else if (arg == "--max-threads") {
+      o.max_threads = parse_number(arg, take_value(), 100000);
     } else if (arg == "--tls") {
       o.tls = parse_on_off(arg, take_value());
     } else if (arg == "--tcp-nodelay") {

@@ -181,6 +181,16 @@ std::string options_conflict(const ServerOptions& o) {
            std::string(dispatch_name(o.dispatch)) + ")";
   };
   if (!loops && o.threads != d.threads) return only_for("--threads", "--dispatch epoll and uring");
+  if (o.dispatch != Dispatch::kThreaded && o.max_threads != d.max_threads) {
+    return only_for("--max-threads", "--dispatch threaded");
+  }
+  if (o.max_threads < 1) return "--max-threads must be at least 1";
+  for (const auto& [t, flag] : {std::pair{o.idle_timeout, "--idle-timeout"},
+                                {o.preface_timeout, "--preface-timeout"},
+                                {o.header_timeout, "--header-timeout"},
+                                {o.handshake_timeout, "--handshake-timeout"}}) {
+    if (t.count() < 1) return std::string(flag) + " must be at least 1 ms";
+  }
   if (!loops && o.listener_mode != d.listener_mode) {
     return only_for("--epoll-listener", "--dispatch epoll and uring");
   }

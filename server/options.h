@@ -99,10 +99,26 @@ struct ServerOptions {
   // stats_json are set by the server.
   proto::ConnectionOptions http2;
 
-  // A connection that sends nothing for this long is closed. The blocking
-  // dispatcher serves one client at a time, so this is also how long an idle
-  // client can hold the server. h2o's default.
+  // A connection that makes no progress — receives no complete frame and
+  // writes nothing — for this long gets GOAWAY and is closed (octets of a
+  // partial frame are not progress). The blocking dispatcher serves one
+  // client at a time, so this is also how long an idle client can hold the
+  // server. h2o's default.
   std::chrono::milliseconds idle_timeout{10000};
+  // Setup and progress deadlines (server/connection_deadlines.h; the
+  // reasons for each default are in docs/LIMITS.md). The client preface
+  // and first SETTINGS must arrive within preface_timeout of the accept
+  // (h2c) or of the handshake's end (TLS).
+  std::chrono::milliseconds preface_timeout{5000};
+  // A header block (HEADERS through its last CONTINUATION) must be complete
+  // this long after its HEADERS frame.
+  std::chrono::milliseconds header_timeout{10000};
+  // Minimum progress: in every window of this length in which anything
+  // moved, a connection completes a response or moves min_progress_rate
+  // octets per second (both directions together), or is closed. 0 for
+  // either turns the rule off.
+  std::chrono::milliseconds min_progress_window{30000};
+  uint32_t min_progress_rate = 500;
   // A write that makes no progress for this long closes the connection
   // (a peer that stopped reading). nghttpx's write timeout.
   std::chrono::milliseconds write_timeout{30000};
@@ -126,6 +142,11 @@ struct ServerOptions {
   // limit gets SETTINGS and GOAWAY "server full", then a close. The Envoy
   // edge guide's default.
   size_t max_connections = 10000;
+  // threaded: connection threads at most (served connections are bounded by
+  // the smaller of this and max_connections; refusals and evicted
+  // connections still closing take at most a quarter more). Each thread
+  // costs its stack's touched pages and a kernel task (docs/LIMITS.md).
+  size_t max_threads = 1000;
   // TCP_NODELAY on accepted sockets (the seed's Nagle switch). On: every
   // write leaves at once; off: the kernel may hold small writes back
   // (Nagle), which costs latency at few streams.

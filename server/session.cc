@@ -137,12 +137,16 @@ void Session::on_tls_data(std::span<const uint8_t> ciphertext) noexcept {
   // One batch buffer per thread, like the dispatchers' read buffers: the
   // engine parses the plaintext in place and only an incomplete frame's tail
   // is carried (partial_), as in cleartext.
-  thread_local uint8_t batch[kPlaintextBatch];
+  // On the heap and not value-initialised: static thread-local storage is
+  // zeroed at every thread's start, which would touch all 64 KiB for each
+  // `threaded` connection thread.
+  thread_local std::unique_ptr<uint8_t[]> batch_buffer(new uint8_t[kPlaintextBatch]);
+  const std::span<uint8_t> batch(batch_buffer.get(), kPlaintextBatch);
   while (true) {
     const auto r = tls_->read(ciphertext, batch);
     ciphertext = ciphertext.subspan(r.consumed);
     if (r.produced == 0) break;
-    if (fault_ == nullptr) on_plaintext({batch, r.produced});
+    if (fault_ == nullptr) on_plaintext(batch.first(r.produced));
   }
   if (tls_->peer_closed() && !input_closed_) {  // close_notify: the end of input
     input_closed_ = true;
@@ -258,6 +262,10 @@ bool Session::wants_close() const noexcept {
 }
 
 bool Session::handshake_done() const noexcept { return !tls_ || tls_->handshake_done(); }
+
+SessionProgress Session::progress() const noexcept {
+  return {handshake_done(), engine_->progress(), engine_->counters().responses};
+}
 
 const char* Session::close_reason() const noexcept {
   if (fault_ != nullptr) return fault_;

@@ -30,6 +30,14 @@ namespace h2lab::server {
 
 struct ThreadStats;  // server/stats.h
 
+// Where a connection stands, for its deadlines and for eviction at the
+// connection limit (server/connection_deadlines.h).
+struct SessionProgress {
+  bool handshake_done = true;     // Session::handshake_done()
+  proto::EngineProgress engine;   // the engine's progress()
+  uint64_t responses = 0;         // responses the engine completed so far
+};
+
 class Session {
  public:
   // `max_output_bytes` is the backpressure bound: with more unsent output
@@ -71,6 +79,9 @@ class Session {
   // a dispatcher closes a connection whose handshake takes longer than
   // options.handshake_timeout.
   bool handshake_done() const noexcept;
+  // The handshake, the engine's progress() and its completed responses:
+  // what the dispatcher's deadlines are computed from. Cheap (no scan).
+  SessionProgress progress() const noexcept;
   // Why the connection ends abnormally ("" for a normal end), for the log.
   const char* close_reason() const noexcept;
 

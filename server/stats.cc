@@ -90,7 +90,9 @@ std::string render_counters(const StatsRegistry::Totals& t) {
 std::string render_connections(const ConnectionCounts& c) {
   return "{\"active\": " + std::to_string(c.active) + ", \"accepted\": " +
          std::to_string(c.accepted) + ", \"refused\": " + std::to_string(c.refused) +
-         ", \"dropped\": " + std::to_string(c.dropped) + "}";
+         ", \"dropped\": " + std::to_string(c.dropped) + ", \"evicted\": {\"handshake\": " +
+         std::to_string(c.evicted_handshake) + ", \"preface\": " + std::to_string(c.evicted_preface) +
+         ", \"idle\": " + std::to_string(c.evicted_idle) + "}}";
 }
 
 std::string json_string(const std::string& s) {

@@ -82,6 +82,7 @@
 #include "server/log.h"
 #include "server/loop_connection.h"
 #include "server/loop_group.h"
+#include "server/memory_trim.h"
 #include "server/socket_options.h"
 
 namespace h2lab::server {
@@ -129,7 +130,7 @@ struct Conn : LoopConnection {
   std::vector<uint8_t> held;         // input that arrived after reading was paused
 };
 
-class Proactor {
+class Proactor final : public RoomMaker {
  public:
   // Serves with `ring` (prepared by create_server, disabled), or — when null
   // — with a ring of its own made here.
@@ -137,6 +138,8 @@ class Proactor {
   ~Proactor();
   bool ready() const noexcept { return ready_; }
   void loop();
+  Room make_room() noexcept override;
+  void evict_for_others();
 
  private:
   using Id = ConnectionTable<Conn>::Id;
@@ -194,6 +197,7 @@ class Proactor {
   std::vector<int> free_file_slots_;       // --uring-fixed-files
   std::vector<unsigned> free_send_slots_;  // --uring-registered-buffers
   std::vector<Id> send_slot_owner_;        // the connection a staged send's result goes to
+  MemoryTrim trim_;
 };
 
 class UringDispatcher final : public LoopDispatcher {
@@ -535,11 +539,13 @@ void Proactor::loop() {
     now_ = Clock::now();
     reap();
     note_overflow();
+    evict_for_others();
 
     expire_timeouts(
         wheel_, conns_, now_, [this](Id id, Conn& c) { queued_.add(id, c); },
         [this](Id id, Conn& c) { abort(id, c); });
     queued_.drain(conns_, [this](Id id, Conn& c) { service(id, c); });
+    trim_.maybe_trim(conns_.size(), now_);
     if (!accept_armed_ && !draining_ && now_ >= accept_resume_at_) arm_accept();
     if (!wake_armed_ && !draining_) arm_wake();
   }
@@ -607,15 +613,51 @@ void Proactor::on_accept(const io_uring_cqe& cqe) {
     return;
   }
   // admit_connection counts the system calls it makes (a close when it drops).
-  std::optional<NewConnection> nc = admit_connection(cqe.res, d_.limit, d_.context, &stats_);
+  std::optional<NewConnection> nc = admit_connection(cqe.res, d_.limit, d_.context, &stats_, this);
   if (!nc) return;
   auto owned = std::make_unique<Conn>(std::move(*nc), options_, now_);
   Conn& c = *owned;
   const Id id = conns_.add(std::move(owned));
   c.timer.key = id;
+  track_setup(c, d_.board, index_);
   if (plan_.file_slots != 0) take_file_slot(c);
   schedule_timeout(c, wheel_);
   arm_recv(id, c);
+}
+
+Room Proactor::make_room() noexcept {
+  const EvictionChoice victim = choose_eviction(conns_, now_);
+  Conn* c = conns_.find(victim.id);
+  if (c == nullptr || victim.reason == EvictionReason::kIdle) {
+    // Another proactor's connection still in handshake or preface goes
+    // before an idle one of ours.
+    if (const int other = d_.board.request(index_); other >= 0) {
+      d_.group.wake(static_cast<unsigned>(other));
+      return Room::kAsked;
+    }
+  }
+  if (c == nullptr) return Room::kNone;
+  note_eviction(d_.limit, victim.reason);
+  if (evict(*c, victim.reason, wheel_, now_)) {
+    queued_.add(victim.id, *c);
+  } else {
+    abort(victim.id, *c);
+  }
+  return Room::kHandedOver;
+}
+
+// What other proactors asked (EvictionBoard): close connections still in
+// handshake or preface, giving their slots back.
+void Proactor::evict_for_others() {
+  // The grace for young connections is not applied here: the count the
+  // asking loop saw has none, and an overdraft of the limit must be repaid.
+  for (uint32_t n = d_.board.take_requests(index_); n > 0; --n) {
+    const EvictionChoice victim = choose_eviction(conns_, Clock::time_point::max());
+    Conn* c = conns_.find(victim.id);
+    if (c == nullptr || victim.reason == EvictionReason::kIdle) return;  // gone meanwhile
+    note_eviction(d_.limit, victim.reason);
+    abort(victim.id, *c);
+  }
 }
 
 void Proactor::on_recv(Id id, const io_uring_cqe& cqe) {
@@ -627,14 +669,22 @@ void Proactor::on_recv(Id id, const io_uring_cqe& cqe) {
     const auto bid = static_cast<uint16_t>(cqe.flags >> IORING_CQE_BUFFER_SHIFT);
     const uint8_t* data = ring_->recv_buffer(bid);
     const size_t size = static_cast<size_t>(cqe.res);
-    if (c == nullptr || c->closing || c->lingering) {
+    if (c == nullptr || c->closing) {
       // discarded
+    } else if (c->lingering) {
+      // discarded, up to a bound: still flooding after our FIN, close
+      if (!c->deadlines.linger_discard(size)) {
+        recycle(bid);
+        abort(id, *c);
+        return;
+      }
     } else {
       if (!c->session->wants_read()) {
         c->held.insert(c->held.end(), data, data + size);  // the cancel is on its way
       } else {
         c->session->on_data({data, size});
-        c->deadlines.on_input(now_, c->session->handshake_done());
+        c->deadlines.on_input(now_, c->session->progress(), size);
+        track_setup(*c, d_.board, index_);
       }
       // The kernel leaves quick-ack mode by itself: set it again per read.
       if (rearm_quickack(c->fd, options_)) stats_.syscalls.add();
@@ -694,7 +744,8 @@ void Proactor::send_done(Id id, Conn& c, int result) {
   if (static_cast<size_t>(result) < c.offered) stats_.partial_writes.add();
   if (!c.closing) {
     c.session->on_written(static_cast<size_t>(result));
-    c.deadlines.on_write(now_, result > 0, c.session->wants_write());
+    c.deadlines.on_write(now_, static_cast<size_t>(result), c.session->wants_write(),
+                         c.session->progress());
   }
   queued_.add(id, c);
 }
@@ -712,11 +763,12 @@ void Proactor::service(Id id, Conn& c) {
       std::vector<uint8_t> held;
       held.swap(c.held);
       s.on_data(held);
-      c.deadlines.on_input(now_, c.session->handshake_done());
+      c.deadlines.on_input(now_, s.progress(), held.size());
+      track_setup(c, d_.board, index_);
     }
     if (!sending && s.wants_write()) {
       start_send(id, c);
-      c.deadlines.on_write(now_, false, true);
+      c.deadlines.on_write(now_, 0, true, s.progress());
     }
     if (c.sending == Sending::kNone && s.wants_close()) {
       log_close_reason(c);
@@ -750,6 +802,8 @@ void Proactor::end_cleanly(Id id, Conn& c) {
 void Proactor::abort(Id id, Conn& c) {
   if (!c.closing) {
     c.closing = true;
+    track_setup(c, d_.board, index_, /*gone=*/true);
+    c.slot.reset();  // served no more: the limit may admit another now
     wheel_.disarm(c.timer);
     if (c.recv_armed || c.sending != Sending::kNone || c.cancel_pending) {
       stats_.syscalls.add();
@@ -769,6 +823,7 @@ void Proactor::finish_if_released(Id id, Conn& c) {
   stats_.syscalls.add();
   ::close(c.fd);
   conns_.remove(id);
+  trim_.on_close();
 }
 
 void Proactor::begin_stop() {

@@ -1,10 +1,12 @@
 // The pieces the concurrent dispatchers share, without sockets: the timer
-// wheel, the connection limit and the engine that refuses a client.
+// wheel, the connection limit (with eviction's hand-over), the engine that
+// refuses a client, and one connection's deadlines.
 #include <catch2/catch.hpp>
 
 #include <vector>
 
 #include "proto/refuse_engine.h"
+#include "server/connection_deadlines.h"
 #include "server/connection_limit.h"
 #include "server/timer_wheel.h"
 #include "tests/support/frame_builder.h"
@@ -108,4 +110,126 @@ TEST_CASE("refuse engine: a wrong preface is refused as by every engine (proto/p
   h1.on_input(bytes("GET / HTTP/1.1\r\n"));
   CHECK(h1.done());
   CHECK(std::string(h1.close_reason()) == "HTTP/1.1 request on an HTTP/2-only port");
+}
+
+TEST_CASE("connection limit: an evicted slot goes to the newcomer, the evicted one holds a closing slot") {
+  server::ConnectionLimit limit(1, 1);
+  server::AdmissionSlot victim(limit, limit.admit());
+  REQUIRE(victim.served());
+  CHECK(limit.full());
+  REQUIRE(victim.evict());  // the served slot is handed over...
+  CHECK(victim.refused());  // ...and the victim closes in a refusal slot
+  server::AdmissionSlot newcomer(limit, limit.admit_handed_over());
+  CHECK(newcomer.served());
+  CHECK(limit.counts().active == 1);
+  server::AdmissionSlot second(limit, limit.admit());  // no closing slot left: dropped
+  CHECK(second.served() == false);
+  CHECK(limit.counts().dropped == 1);
+  victim.reset();
+  // Closed at once instead: nothing held, the slot goes on.
+  REQUIRE(newcomer.hand_over());
+  CHECK_FALSE(newcomer.evict());
+  server::AdmissionSlot third(limit, limit.admit_handed_over());
+  CHECK(limit.counts().active == 1);
+  third.reset();
+  CHECK(limit.counts().active == 0);
+}
+
+namespace {
+
+using Deadlines = server::ConnectionDeadlines;
+using Kind = Deadlines::Kind;
+
+server::SessionProgress progress(uint64_t frames, bool preface, bool handshake = true,
+                                 bool block = false, uint32_t streams = 0, uint64_t responses = 0) {
+  return {handshake, {frames, preface, block, streams}, responses};
+}
+
+server::ServerOptions short_deadlines() {
+  server::ServerOptions o;
+  o.idle_timeout = 1000ms;
+  o.preface_timeout = 300ms;
+  o.header_timeout = 400ms;
+  o.handshake_timeout = 500ms;
+  o.min_progress_window = 2000ms;
+  o.min_progress_rate = 100;  // 200 octets per window
+  return o;
+}
+
+}  // namespace
+
+TEST_CASE("deadlines: the preface first, then idle counts complete frames, not octets") {
+  const auto t0 = Deadlines::Clock::now();
+  Deadlines d(short_deadlines(), t0, false, progress(0, false));
+  CHECK(d.next().kind == Kind::kPreface);
+  CHECK(d.next().at == t0 + 300ms);
+  CHECK(d.eviction_class(t0 + 10ms) == server::EvictionClass::kNone);  // too young
+  CHECK(d.eviction_class(t0 + 50ms) == server::EvictionClass::kPreface);
+  d.on_input(t0 + 100ms, progress(1, true), 33);
+  CHECK(d.next().kind == Kind::kIdle);
+  CHECK(d.next().at == t0 + 1100ms);
+  CHECK(d.eviction_class(t0 + 100ms) == server::EvictionClass::kIdle);
+  d.on_input(t0 + 500ms, progress(1, true), 5);  // octets of a frame still incomplete
+  CHECK(d.next().at == t0 + 1100ms);
+  d.on_input(t0 + 600ms, progress(2, true), 4);  // it completed
+  CHECK(d.next().at == t0 + 1600ms);
+}
+
+TEST_CASE("deadlines: with TLS the preface deadline runs from the handshake's end") {
+  const auto t0 = Deadlines::Clock::now();
+  Deadlines d(short_deadlines(), t0, false, progress(0, false, /*handshake=*/false));
+  CHECK(d.next().kind == Kind::kHandshake);
+  CHECK(d.next().at == t0 + 500ms);
+  CHECK(d.eviction_class(t0 + 50ms) == server::EvictionClass::kHandshake);
+  d.on_input(t0 + 200ms, progress(0, false, true), 100);
+  CHECK(d.next().kind == Kind::kPreface);
+  CHECK(d.next().at == t0 + 500ms);  // 200 ms + 300 ms
+}
+
+TEST_CASE("deadlines: a header block must end in time; busy connections are not evicted") {
+  const auto t0 = Deadlines::Clock::now();
+  Deadlines d(short_deadlines(), t0, false, progress(1, true));
+  d.on_input(t0 + 100ms, progress(2, true, true, /*block=*/true, 1), 20);
+  CHECK(d.next().kind == Kind::kHeader);
+  CHECK(d.next().at == t0 + 500ms);
+  CHECK(d.eviction_class(t0 + 100ms) == server::EvictionClass::kNone);
+  d.on_input(t0 + 300ms, progress(3, true, true, false, 1), 20);  // END_HEADERS
+  CHECK(d.next().kind == Kind::kIdle);
+  CHECK(d.eviction_class(t0 + 300ms) == server::EvictionClass::kNone);  // a stream is open
+}
+
+TEST_CASE("deadlines: minimum progress — a window that moved too little and answered nothing") {
+  const auto t0 = Deadlines::Clock::now();
+  Deadlines d(short_deadlines(), t0, false, progress(1, true));
+  // Tiny frames every 500 ms keep idle fresh...
+  for (int i = 1; i <= 4; ++i) {
+    d.on_input(t0 + i * 500ms, progress(1 + i, true), 17);
+    d.on_write(t0 + i * 500ms, 17, false, progress(1 + i, true));
+  }
+  // ...but 136 octets in the 2 s window is below 200: due at its end.
+  CHECK(d.next().kind == Kind::kProgress);
+  CHECK(d.next().at == t0 + 2000ms);
+  d.settle(t0 + 2000ms);
+  CHECK(d.next().kind == Kind::kProgress);  // not met: stays due
+
+  auto long_idle = short_deadlines();
+  long_idle.idle_timeout = 10s;
+  Deadlines ok(long_idle, t0, false, progress(1, true));
+  ok.on_input(t0 + 500ms, progress(2, true, true, false, 1), 40);
+  ok.on_write(t0 + 600ms, 40, false, progress(2, true, true, false, 0, /*responses=*/1));
+  CHECK(ok.next().kind == Kind::kIdle);  // a response completed: met
+  ok.settle(t0 + 2100ms);                // the window rolls over
+  ok.on_input(t0 + 2200ms, progress(3, true, true, false, 0, 1), 17);
+  CHECK(ok.next().kind == Kind::kProgress);
+  CHECK(ok.next().at == t0 + 4100ms);
+}
+
+TEST_CASE("deadlines: the linger is short after an error and bounded in octets") {
+  const auto t0 = Deadlines::Clock::now();
+  Deadlines d(short_deadlines(), t0, false, progress(1, true));
+  d.begin_linger(t0, /*after_error=*/true);
+  CHECK(d.next().kind == Kind::kLinger);
+  CHECK(d.next().at == t0 + Deadlines::kErrorLingerTimeout);
+  CHECK(d.linger_discard(Deadlines::kLingerMaxOctets));
+  CHECK_FALSE(d.linger_discard(1));
 }

@@ -526,9 +526,11 @@ TEST_CASE("above --max-connections a client gets SETTINGS, GOAWAY \"server full\
   TestServer server(o);
   auto first = std::make_unique<Client>(server.port(), tls);
   Client second(server.port(), tls);
+  // Both do real work — a response held back by flow control — so neither
+  // may be evicted to make room (docs/LIMITS.md).
   for (Client* c : {first.get(), &second}) {
-    c->send(preface() + settings());
-    REQUIRE(c->read_until(proto::FrameType::kSettings));
+    c->send(preface() + settings() + get_request(1, "/bytes/1000000"));
+    REQUIRE(c->read_until(proto::FrameType::kData));
   }
 
   Client refused(server.port(), tls);  // with TLS: the handshake completes first
@@ -561,6 +563,7 @@ TEST_CASE("idle clients are closed after the idle (or handshake) timeout") {
   auto o = options_for(m);
   o.idle_timeout = 300ms;
   o.handshake_timeout = 300ms;
+  o.preface_timeout = 300ms;  // silent before the preface: its deadline, not idle's
   TestServer server(o);
   SECTION("silent from the start (with TLS: no ClientHello)") {
     Client c(server.port(), tls, 0, /*handshake=*/false);

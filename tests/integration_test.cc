@@ -72,6 +72,7 @@ TEST_CASE("an idle client is closed after the idle timeout") {
   require_clients();
   server::ServerOptions o = cleartext();
   o.idle_timeout = 300ms;
+  o.preface_timeout = 300ms;  // silent before the preface: its deadline, not idle's
   TestServer server(o);
   RawClient c(server.port());
   const auto start = std::chrono::steady_clock::now();

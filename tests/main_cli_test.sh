@@ -46,6 +46,16 @@ expect_usage_error "--epoll-max-events applies to --dispatch epoll only (--dispa
   --epoll-max-events 8 --dispatch blocking
 expect_usage_error "--incoming-cpu needs --cpus" --incoming-cpu on
 grep -q -- '--tls on|off' <<<"$help" || fail "--help lacks --tls"
+# The deadlines and the thread bound (issue 15).
+for flag in --preface-timeout --header-timeout --min-progress-window --min-progress-rate --max-threads; do
+  grep -q -- "$flag" <<<"$help" || fail "--help lacks $flag"
+done
+expect_usage_error "invalid value 'soon' for --preface-timeout: expected a whole number" --preface-timeout soon
+expect_usage_error "invalid value '-5' for --header-timeout: expected a whole number" --header-timeout -5
+expect_usage_error "invalid value 'x' for --min-progress-rate: expected a whole number" --min-progress-rate x
+expect_usage_error "--header-timeout must be at least 1 ms" --header-timeout 0
+expect_usage_error "--max-threads applies to --dispatch threaded only (--dispatch is epoll)" --max-threads 10
+expect_usage_error "--max-threads must be at least 1" --dispatch threaded --max-threads 0
 expect_usage_error "--threads applies to --dispatch epoll and uring only (--dispatch is blocking)" \
   --dispatch blocking --threads 2
 expect_usage_error "--cpus: this process may not run on CPU 1000" --cpus 1000

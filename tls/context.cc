@@ -380,6 +380,10 @@ ContextResult Context::create(const ContextOptions& options) {
     return {nullptr, "cannot configure TLS ciphers: " + openssl_error()};
   }
   SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, nullptr);  // no client certificates
+  // OpenSSL frees a connection's record buffers (16 KiB and more each way)
+  // as soon as they are empty, instead of keeping them for the
+  // connection's life: an idle or pending connection holds none.
+  SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
   SSL_CTX_set_session_id_context(ctx, kSessionIdContext, sizeof kSessionIdContext - 1);
   if (options.session_resumption) {
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER);

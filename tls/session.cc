@@ -140,14 +140,21 @@ struct Session::Bio {
 Session::Session(std::shared_ptr<Context> context, size_t record_size) noexcept
     : context_(std::move(context)),
       record_size_(std::clamp<size_t>(record_size, 512, kMaxRecordPlaintext)) {
-  ssl_ = context_ ? SSL_new(context_->native()) : nullptr;
+  if (!context_) error_ = "TLS: cannot create a connection: no TLS context";
+  // The SSL object (about 11 KiB with its state) is made when the first
+  // ciphertext arrives (start()): a client that connects and says nothing
+  // costs this object only.
+}
+
+bool Session::start() noexcept {
+  if (ssl_ != nullptr) return true;
+  ssl_ = SSL_new(context_->native());
   BIO* bio = ssl_ != nullptr ? BIO_new(Bio::method()) : nullptr;
   if (bio == nullptr) {
     SSL_free(ssl_);
     ssl_ = nullptr;
-    error_ = "TLS: cannot create a connection: " +
-             std::string(context_ ? "out of memory" : "no TLS context");
-    return;
+    error_ = "TLS: cannot create a connection: out of memory";
+    return false;
   }
   BIO_set_data(bio, this);
   SSL_set_bio(ssl_, bio, bio);  // one reference, used both ways
@@ -156,6 +163,7 @@ Session::Session(std::shared_ptr<Context> context, size_t record_size) noexcept
   SSL_set_accept_state(ssl_);
   // OpenSSL splits a larger write into records of at most this much.
   SSL_set_max_send_fragment(ssl_, record_size_);
+  return true;
 }
 
 Session::~Session() {
@@ -169,6 +177,8 @@ Session::ReadResult Session::read(std::span<const uint8_t> ciphertext,
     fail_not_tls(ciphertext);
     return {ciphertext.size(), 0};
   }
+  if (ciphertext.empty() && ssl_ == nullptr) return {0, 0};
+  if (!start()) return {ciphertext.size(), 0};
   input_ = ciphertext;
   size_t produced = 0;
   int want_write_retries = 0;

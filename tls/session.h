@@ -108,13 +108,14 @@ class Session {
  private:
   struct Bio;
 
+  bool start() noexcept;  // makes ssl_ at the first input; false (failed) when it cannot
   bool encrypt(const uint8_t* data, size_t n) noexcept;
   void fail(int ssl_error) noexcept;
   void fail_not_tls(std::span<const uint8_t> first) noexcept;
   void track_records(const uint8_t* p, size_t n) noexcept;
 
   std::shared_ptr<Context> context_;
-  SSL* ssl_ = nullptr;
+  SSL* ssl_ = nullptr;  // made by the first read() with input (start())
   detail::ConnectionNotes notes_;  // SSL app data: what the callbacks learn
 
   // Ciphertext the BIO hands OpenSSL during read(): a view of the caller's.
