@@ -30,6 +30,10 @@
 //     frame a peer can allow;
 //   - once done(), at most a few hundred octets more output, ever;
 //   - the output is a sequence of frames of RFC 9113 types, SETTINGS first;
+//   - with EngineBounds::decode_headers (the full engine), every response
+//     header block decodes with a standard HPACK decoder that follows the
+//     client's SETTINGS_HEADER_TABLE_SIZE from the server's ACK on, and
+//     starts with :status;
 //   - after EOF, an engine that has nothing more to send (output drained,
 //     on_output_drained adds nothing) is done(): no connection hangs on to
 //     a closed peer until its idle timeout.
