@@ -34,6 +34,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
 
   fuzz::EngineBounds bounds;
   bounds.high_water = options.output_high_water;
+  bounds.decode_headers = true;
   fuzz::EngineDriver(connection, bounds).run(in);
   return 0;
 }

@@ -30,6 +30,10 @@
 //     frame a peer can allow;
 //   - once done(), at most a few hundred octets more output, ever;
 //   - the output is a sequence of frames of RFC 9113 types, SETTINGS first;
+//   - with EngineBounds::decode_headers (the full engine), every response
+//     header block decodes with a standard HPACK decoder that follows the
+//     client's SETTINGS_HEADER_TABLE_SIZE from the server's ACK on, and
+//     starts with :status;
 //   - after EOF, an engine that has nothing more to send (output drained,
 //     on_output_drained adds nothing) is done(): no connection hangs on to
 //     a closed peer until its idle timeout.
@@ -42,10 +46,14 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
+#include <deque>
+#include <initializer_list>
+#include <optional>
 #include <vector>
 
 #include "proto/engine.h"
 #include "proto/frame.h"
+#include "proto/hpack.h"
 #include "tests/fuzz/fuzz_check.h"
 #include "tests/fuzz/fuzz_input.h"
 
@@ -64,46 +72,146 @@ struct EngineBounds {
   size_t slack = 8192;
   // Output allowed after done(), in all (one GOAWAY with its debug text).
   size_t after_done = 512;
+  // Decode the response header blocks as a client would (OutputFrames).
+  bool decode_headers = false;
 };
 
-// Walks the output stream as the peer would: every frame header must name a
-// frame type the server may send, and the first frame is SETTINGS (§3.4).
-class OutputFrames {
+// Walks a frame stream octet by octet, as the peer does, and hands each
+// complete frame to `on_frame(header, payload)`. Payloads are kept only for
+// the types `keep` names (the rest are skipped, bodies can be large).
+class FrameStream {
  public:
-  void feed(const uint8_t* p, size_t n) {
+  explicit FrameStream(std::initializer_list<proto::FrameType> keep) {
+    for (proto::FrameType t : keep) keep_[static_cast<uint8_t>(t)] = true;
+  }
+
+  template <class OnFrame>
+  void feed(const uint8_t* p, size_t n, OnFrame&& on_frame) {
     while (n != 0) {
-      if (skip_ != 0) {
-        const size_t k = std::min<size_t>(skip_, n);
-        skip_ -= k;
+      if (have_ < proto::kFrameHeaderSize) {
+        header_[have_++] = *p++;
+        --n;
+        if (have_ == proto::kFrameHeaderSize) {
+          FUZZ_CHECK(proto::decode_frame_header(proto::Bytes(header_, have_), h_));
+          payload_.clear();
+          left_ = h_.length;
+        }
+      } else {
+        const size_t k = std::min<size_t>(left_, n);
+        if (h_.type < proto::kFrameTypeCount && keep_[h_.type])
+          payload_.insert(payload_.end(), p, p + k);
+        left_ -= k;
         p += k;
         n -= k;
-        continue;
       }
-      header_[have_++] = *p++;
-      --n;
-      if (have_ == proto::kFrameHeaderSize) {
-        proto::FrameHeader h;
-        FUZZ_CHECK(proto::decode_frame_header(proto::Bytes(header_, have_), h));
-        FUZZ_CHECK(h.type < proto::kFrameTypeCount);
-        FUZZ_CHECK(!h.is(proto::FrameType::kPushPromise));  // never: push is not used
-        if (frames_ == 0) FUZZ_CHECK(h.is(proto::FrameType::kSettings));
-        ++frames_;
-        skip_ = h.length;
+      if (have_ == proto::kFrameHeaderSize && left_ == 0) {
+        on_frame(h_, proto::Bytes(payload_));
         have_ = 0;
       }
     }
   }
 
  private:
+  bool keep_[proto::kFrameTypeCount] = {};
   uint8_t header_[proto::kFrameHeaderSize];
   size_t have_ = 0;
-  uint64_t skip_ = 0;
+  proto::FrameHeader h_;
+  uint64_t left_ = 0;
+  std::vector<uint8_t> payload_;
+};
+
+// The server's output as the peer sees it: every frame header names a frame
+// type the server may send (never PUSH_PROMISE), the first is SETTINGS
+// (§3.4). With an HPACK peer (decode_headers), every response header block
+// also decodes with a standard decoder that follows the client's
+// SETTINGS_HEADER_TABLE_SIZE from the moment the server acknowledged it, and
+// starts with :status: the server's encoder and its header-block caches stay
+// in step with a real client's decoder.
+class OutputFrames {
+ public:
+  explicit OutputFrames(bool decode_headers = false) : decode_headers_(decode_headers) {}
+
+  // The client sent a SETTINGS frame (not an ACK); `table_size` is its
+  // HEADER_TABLE_SIZE if it has one. In force once the server ACKs it.
+  void client_settings(std::optional<uint32_t> table_size) { pending_.push_back(table_size); }
+
+  void feed(const uint8_t* p, size_t n) {
+    stream_.feed(p, n, [&](const proto::FrameHeader& h, proto::Bytes payload) {
+      FUZZ_CHECK(h.type < proto::kFrameTypeCount);
+      FUZZ_CHECK(!h.is(proto::FrameType::kPushPromise));  // never: push is not used
+      if (frames_++ == 0) FUZZ_CHECK(h.is(proto::FrameType::kSettings));
+      if (!decode_headers_) return;
+      if (h.is(proto::FrameType::kSettings) && h.has(proto::flags::kAck)) {
+        FUZZ_CHECK(!pending_.empty());  // an ACK for a SETTINGS the client sent
+        if (const auto size = pending_.front()) {
+          // Our decoder's memory is bounded; the server's encoder uses at
+          // most 4096 anyway (its own limit), so a larger value is the same.
+          decoder_.set_max_table_size_limit(std::min<uint32_t>(*size, 65536));
+        }
+        pending_.pop_front();
+      } else if (h.is(proto::FrameType::kHeaders)) {
+        proto::HeadersFrame f;
+        FUZZ_CHECK(proto::parse_headers(h, payload, f).ok());
+        block_.assign(f.block_fragment.begin(), f.block_fragment.end());
+        if (h.has(proto::flags::kEndHeaders)) decode_block();
+      } else if (h.is(proto::FrameType::kContinuation)) {
+        block_.insert(block_.end(), payload.begin(), payload.end());
+        if (h.has(proto::flags::kEndHeaders)) decode_block();
+      }
+    });
+  }
+
+ private:
+  void decode_block() {
+    size_t fields = 0;
+    bool status_first = false;
+    const proto::hpack::Status st =
+        decoder_.decode(block_, [&](std::string_view name, std::string_view) {
+          if (fields++ == 0) status_first = name == ":status";
+        });
+    if (st != proto::hpack::Status::Ok) {
+      std::fprintf(stderr, "the peer cannot decode a response header block: %s\n",
+                   decoder_.error_detail());
+    }
+    FUZZ_CHECK(st == proto::hpack::Status::Ok);
+    FUZZ_CHECK(status_first);
+  }
+
+  bool decode_headers_;
+  FrameStream stream_{proto::FrameType::kHeaders, proto::FrameType::kContinuation};
   uint64_t frames_ = 0;
+  proto::hpack::Decoder decoder_;
+  std::deque<std::optional<uint32_t>> pending_;
+  std::vector<uint8_t> block_;
+};
+
+// The client's frames as the engine receives them: its SETTINGS, in order,
+// for OutputFrames.
+class InputSettings {
+ public:
+  void feed(const uint8_t* p, size_t n, OutputFrames& out) {
+    stream_.feed(p, n, [&](const proto::FrameHeader& h, proto::Bytes payload) {
+      if (!h.is(proto::FrameType::kSettings) || h.has(proto::flags::kAck)) return;
+      proto::SettingsFrame f;
+      if (!proto::parse_settings(h, payload, f).ok()) return;  // answered by GOAWAY, not ACK
+      std::optional<uint32_t> table_size;
+      for (size_t i = 0; i < f.count(); ++i) {
+        if (f.at(i).id == static_cast<uint16_t>(proto::SettingId::kHeaderTableSize)) {
+          table_size = f.at(i).value;
+        }
+      }
+      out.client_settings(table_size);
+    });
+  }
+
+ private:
+  FrameStream stream_{proto::FrameType::kSettings};
 };
 
 class EngineDriver {
  public:
-  EngineDriver(proto::Engine& engine, EngineBounds bounds) : engine_(engine), bounds_(bounds) {}
+  EngineDriver(proto::Engine& engine, EngineBounds bounds)
+      : engine_(engine), bounds_(bounds), frames_(bounds.decode_headers) {}
 
   void run(FuzzInput& in) {
     while (!in.empty()) {
@@ -184,6 +292,7 @@ class EngineDriver {
     const auto bytes = in.bytes(n - from_preface);
     chunk.insert(chunk.end(), bytes.begin(), bytes.end());
     if (chunk.empty()) return;
+    if (bounds_.decode_headers) settings_.feed(bytes.data(), bytes.size(), frames_);
 
     // The carried rest in front of the new octets, in a buffer of exactly
     // that size that dies after the call (engine.h: no pointer kept).
@@ -263,6 +372,7 @@ class EngineDriver {
   bool done_seen_ = false;
   uint64_t produced_at_done_ = 0;
   OutputFrames frames_;
+  InputSettings settings_;
 };
 
 }  // namespace h2lab::fuzz
