@@ -273,38 +273,14 @@ void Reactor::accept_batch() {
 }
 
 Room Reactor::make_room() noexcept {
-  const EvictionChoice victim = choose_eviction(conns_, now_);
-  Conn* c = conns_.find(victim.id);
-  if (c == nullptr || victim.reason == EvictionReason::kIdle) {
-    // Another reactor's connection still in handshake or preface goes
-    // before an idle one of ours.
-    if (const int other = d_.board.request(index_); other >= 0) {
-      d_.group.wake(static_cast<unsigned>(other));
-      return Room::kAsked;
-    }
-  }
-  if (c == nullptr) return Room::kNone;
-  note_eviction(d_.limit, victim.reason);
-  if (evict(*c, victim.reason, wheel_, now_)) {
-    write_list_.add(victim.id, *c);
-  } else {
-    close(victim.id, *c);
-  }
-  return Room::kHandedOver;
+  return make_room_in(
+      d_, index_, conns_, wheel_, now_, [this](Id id, Conn& c) { write_list_.add(id, c); },
+      [this](Id id, Conn& c) { close(id, c); });
 }
 
-// What other reactors asked (EvictionBoard): close connections still in
-// handshake or preface, giving their slots back.
+// What other reactors asked (EvictionBoard).
 void Reactor::evict_for_others() {
-  // The grace for young connections is not applied here: the count the
-  // asking loop saw has none, and an overdraft of the limit must be repaid.
-  for (uint32_t n = d_.board.take_requests(index_); n > 0; --n) {
-    const EvictionChoice victim = choose_eviction(conns_, Clock::time_point::max());
-    Conn* c = conns_.find(victim.id);
-    if (c == nullptr || victim.reason == EvictionReason::kIdle) return;  // gone meanwhile
-    note_eviction(d_.limit, victim.reason);
-    close(victim.id, *c);
-  }
+  evict_for_other_loops(d_, index_, conns_, [this](Id id, Conn& c) { close(id, c); });
 }
 
 void Reactor::add(NewConnection nc) {

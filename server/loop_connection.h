@@ -164,6 +164,49 @@ inline bool evict(LoopConnection& c, EvictionReason reason, TimerWheel& wheel,
   return false;
 }
 
+// An event loop's answer to make_room() at the connection limit (accept.h):
+// evicts its connection longest without progress (choose_eviction) — but
+// first asks another loop of `d` that has one in handshake or preface
+// (EvictionBoard), since those go before an idle one of ours. An idle
+// victim evicted gracefully is handed to `flush(id, c)` (queue it for
+// writing); any other to `close(id, c)` (close it now).
+template <typename Table, typename Flush, typename Close>
+Room make_room_in(LoopDispatcher& d, unsigned loop, Table& table, TimerWheel& wheel,
+                  std::chrono::steady_clock::time_point now, Flush&& flush, Close&& close) noexcept {
+  const EvictionChoice victim = choose_eviction(table, now);
+  auto* c = table.find(victim.id);
+  if (c == nullptr || victim.reason == EvictionReason::kIdle) {
+    if (const int other = d.board.request(loop); other >= 0) {
+      d.group.wake(static_cast<unsigned>(other));
+      return Room::kAsked;
+    }
+  }
+  if (c == nullptr) return Room::kNone;
+  note_eviction(d.limit, victim.reason);
+  if (evict(*c, victim.reason, wheel, now)) {
+    flush(victim.id, *c);
+  } else {
+    close(victim.id, *c);
+  }
+  return Room::kHandedOver;
+}
+
+// What other loops of `d` asked of loop `loop` (EvictionBoard): close
+// connections still in handshake or preface with `close(id, c)`, giving
+// their slots back. The grace for young connections is not applied: the
+// count the asking loop saw has none, and an overdraft of the limit must be
+// repaid.
+template <typename Table, typename Close>
+void evict_for_other_loops(LoopDispatcher& d, unsigned loop, Table& table, Close&& close) noexcept {
+  for (uint32_t n = d.board.take_requests(loop); n > 0; --n) {
+    const EvictionChoice victim = choose_eviction(table, std::chrono::steady_clock::time_point::max());
+    auto* c = table.find(victim.id);
+    if (c == nullptr || victim.reason == EvictionReason::kIdle) return;  // gone meanwhile
+    note_eviction(d.limit, victim.reason);
+    close(victim.id, *c);
+  }
+}
+
 // The session ended and its last byte is out. Returns false when the peer
 // has closed already (close now). Otherwise sends our FIN and lingers: the
 // loop keeps reading, and discarding, until the peer's EOF, the linger
