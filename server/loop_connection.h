@@ -172,7 +172,8 @@ inline bool evict(LoopConnection& c, EvictionReason reason, TimerWheel& wheel,
 // writing); any other to `close(id, c)` (close it now).
 template <typename Table, typename Flush, typename Close>
 Room make_room_in(LoopDispatcher& d, unsigned loop, Table& table, TimerWheel& wheel,
-                  std::chrono::steady_clock::time_point now, Flush&& flush, Close&& close) noexcept {
+                  std::chrono::steady_clock::time_point now, Flush&& flush,
+                  Close&& close) noexcept {
   const EvictionChoice victim = choose_eviction(table, now);
   auto* c = table.find(victim.id);
   if (c == nullptr || victim.reason == EvictionReason::kIdle) {
@@ -199,7 +200,8 @@ Room make_room_in(LoopDispatcher& d, unsigned loop, Table& table, TimerWheel& wh
 template <typename Table, typename Close>
 void evict_for_other_loops(LoopDispatcher& d, unsigned loop, Table& table, Close&& close) noexcept {
   for (uint32_t n = d.board.take_requests(loop); n > 0; --n) {
-    const EvictionChoice victim = choose_eviction(table, std::chrono::steady_clock::time_point::max());
+    const EvictionChoice victim =
+        choose_eviction(table, std::chrono::steady_clock::time_point::max());
     auto* c = table.find(victim.id);
     if (c == nullptr || victim.reason == EvictionReason::kIdle) return;  // gone meanwhile
     note_eviction(d.limit, victim.reason);
