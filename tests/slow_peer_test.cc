@@ -37,6 +37,7 @@
 #include "tests/support/frame_builder.h"
 #include "tests/support/process.h"
 #include "tests/support/server_fixture.h"
+#include "tests/support/suite_main.h"
 
 using namespace h2lab;
 using namespace h2lab::testing;
@@ -46,8 +47,7 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 
-std::vector<Dispatch> g_dispatchers;  // set by main() from --dispatch
-server::EngineKind g_engine = server::EngineKind::kFull;  // and from --engine
+SuiteChoice g_suite;  // set by main() from --dispatch and --engine
 
 bool concurrent(Dispatch d) { return d != Dispatch::kBlocking; }
 
@@ -61,7 +61,7 @@ std::ostream& operator<<(std::ostream& out, const Mode& m) {
 }
 
 Mode mode() {
-  const Dispatch d = GENERATE(from_range(g_dispatchers));
+  const Dispatch d = GENERATE(from_range(g_suite.dispatchers));
   const bool tls = GENERATE(false, true);
   return {d, tls};
 }
@@ -71,7 +71,7 @@ server::ServerOptions options_for(const Mode& m) {
   server::ServerOptions o;
   o.dispatch = m.dispatch;
   o.tls = m.tls;
-  o.engine = g_engine;
+  o.engine = g_suite.engine;
   o.port = 0;
   o.idle_timeout = 20s;
   o.handshake_timeout = 20s;
@@ -467,30 +467,5 @@ TEST_CASE("after a connection error's GOAWAY, a peer that floods on is closed qu
 }
 
 int main(int argc, char** argv) {
-  Catch::Session session;
-  std::string dispatch;
-  std::string engine = "full";
-  using Catch::clara::Opt;
-  session.cli(session.cli() |
-              Opt(dispatch, "name")["--dispatch"]("the dispatcher to test (default: every one)") |
-              Opt(engine, "name")["--engine"]("the engine behind it (default: full)"));
-  if (const int rc = session.applyCommandLine(argc, argv); rc != 0) return rc;
-  // mini answers every request at once and has no /bytes: the eviction
-  // order case needs a stream held open by flow control.
-  if (const auto e = server::parse_engine(engine); e && *e != server::EngineKind::kMini) {
-    g_engine = *e;
-  } else {
-    std::fprintf(stderr, "engine '%s' cannot run this suite; valid: full, nghttp2\n", engine.c_str());
-    return 2;
-  }
-  if (dispatch.empty()) {
-    g_dispatchers = {Dispatch::kBlocking, Dispatch::kThreaded, Dispatch::kEpoll, Dispatch::kUring};
-  } else if (const auto d = server::parse_dispatch(dispatch)) {
-    g_dispatchers = {*d};
-  } else {
-    std::fprintf(stderr, "unknown dispatcher '%s'; valid: %s\n", dispatch.c_str(),
-                 server::dispatch_choices().c_str());
-    return 2;
-  }
-  return session.run();
+  return run_suite(argc, argv, g_suite);
 }
