@@ -8,9 +8,13 @@ of one more request, start-up and shutdown cancelled out. Workloads:
   same      every request `GET /` (what replay caches make cheap)
   distinct  every request a different :path (`/?n=<i>`, routed like /), so
             no request block repeats: HPACK decoding and validation each time
+  bytes     every request `GET /bytes/N` (--bytes N, default 1 MiB): the
+            output path, and with TLS the record layer (encryption)
 
   bench/instructions.py --server bazel-bin/server/main --engines full,mini,nghttp2 \\
       --workloads same,distinct --streams 100
+  bench/instructions.py --engines full --workloads bytes --tls on --streams 1 \\
+      --n1 20 --n2 220 --server-arg=--tls-records --server-arg=openssl
 
 Prints one line per engine x workload x TLS mode, and a CSV with --csv FILE.
 """
@@ -35,10 +39,11 @@ def callgrind_total(path):
     raise RuntimeError("no totals in %s" % path)
 
 
-def run_once(server, engine, tls, n, streams, workload, tmp):
+def run_once(server, engine, tls, n, streams, workload, tmp, server_args=(), size=1 << 20):
     out = os.path.join(tmp, "callgrind.%s.%d.out" % (engine, n))
     argv = ["valgrind", "--tool=callgrind", "--callgrind-out-file=" + out, server,
-            "--port", "0", "--dispatch", "blocking", "--engine", engine, "--tls", "on" if tls else "off"]
+            "--port", "0", "--dispatch", "blocking", "--engine", engine, "--tls", "on" if tls else "off",
+            *server_args]
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     try:
         ready, _, _ = select.select([proc.stdout], [], [], 60)
@@ -53,6 +58,8 @@ def run_once(server, engine, tls, n, streams, workload, tmp):
                 for i in range(n):
                     f.write("%s?n=%d\n" % (url, i))
             h2load += ["-i", uris]
+        elif workload == "bytes":
+            h2load.append("%s/bytes/%d" % (url.rstrip("/"), size))
         else:
             h2load.append(url)
         r = subprocess.run(h2load, capture_output=True, text=True, timeout=600)
@@ -74,6 +81,9 @@ def main():
     p.add_argument("--streams", type=int, default=100)
     p.add_argument("--n1", type=int, default=2000)
     p.add_argument("--n2", type=int, default=22000)
+    p.add_argument("--bytes", type=int, default=1 << 20, help="body size of the bytes workload")
+    p.add_argument("--server-arg", action="append", default=[], metavar="ARG",
+                   help="one more //server:main flag (repeat; --server-arg=--flag for flags)")
     p.add_argument("--csv")
     args = p.parse_args()
     rows = []
@@ -83,8 +93,9 @@ def main():
                 for engine in args.engines.split(","):
                     if engine == "mini" and workload == "distinct":
                         continue  # mini does not look at paths: the same as `same`
-                    a = run_once(args.server, engine, tls, args.n1, args.streams, workload, tmp)
-                    b = run_once(args.server, engine, tls, args.n2, args.streams, workload, tmp)
+                    run = lambda n: run_once(args.server, engine, tls, n, args.streams, workload,
+                                             tmp, args.server_arg, args.bytes)
+                    a, b = run(args.n1), run(args.n2)
                     per = (b - a) / (args.n2 - args.n1)
                     row = {"engine": engine, "workload": workload, "tls": "on" if tls else "off",
                            "streams": args.streams, "instructions_per_request": round(per)}

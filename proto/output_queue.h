@@ -11,6 +11,7 @@
 
 #include <sys/uio.h>
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -47,6 +48,16 @@ class OutputQueue {
       return out;
     }
     return append_in_new_chunk(n);
+  }
+
+  // Appends between 1 and min(n, kChunkSize) arena octets (n ≥ 1): what
+  // room the newest chunk has left, or a new chunk when it has none — for a
+  // caller that fills a long run piece by piece (TLS records encrypted into
+  // the queue) without leaving the ends of chunks unused.
+  std::span<uint8_t> append_up_to(size_t n) {
+    const size_t room = static_cast<size_t>(arena_limit_ - arena_next_);
+    const size_t take = std::min(n, room != 0 ? room : kChunkSize);
+    return {append(take), take};
   }
 
   // Appends a reference to `n` octets owned by the caller, who keeps them

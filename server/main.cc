@@ -104,6 +104,9 @@ Output:
                          per response (default coalesce)
   --tls-record-size BYTES
                          largest TLS record plaintext, 512-16384 (default 16384)
+  --tls-records NAME     %s: who protects records after a TLS 1.3
+                         handshake; h2lab frees OpenSSL's connection object
+                         (default h2lab)
 
 Measurement:
   --stats-interval S     print one line of rates every S seconds (default 0: off)
@@ -189,7 +192,8 @@ Arguments parse_args(int argc, char** argv) {
                   h2lab::server::engine_choices().c_str(),
                   h2lab::server::epoll_trigger_choices().c_str(),
                   h2lab::server::uring_flags_choices().c_str(),
-                  h2lab::server::write_policy_choices().c_str());
+                  h2lab::server::write_policy_choices().c_str(),
+                  h2lab::server::tls_records_choices().c_str());
       std::exit(0);
     } else if (arg == "--host") {
       o.host = take_value();
@@ -293,6 +297,9 @@ Arguments parse_args(int argc, char** argv) {
                                     h2lab::server::write_policy_choices());
     } else if (arg == "--tls-record-size") {
       o.tls_record_size = parse_number(arg, take_value(), 16384);
+    } else if (arg == "--tls-records") {
+      o.tls_records = parse_choice(arg, take_value(), h2lab::server::parse_tls_records,
+                                   h2lab::server::tls_records_choices());
     } else if (arg == "--stats-interval") {
       args.stats_interval_s = static_cast<unsigned>(parse_number(arg, take_value(), 86400));
     } else if (arg == "--cert") {

@@ -26,6 +26,8 @@ constexpr NameTable<EpollTrigger, 2> kEpollTriggerNames = {
     {{EpollTrigger::kEdge, "edge"}, {EpollTrigger::kLevel, "level"}}};
 constexpr NameTable<WritePolicy, 2> kWritePolicyNames = {
     {{WritePolicy::kCoalesce, "coalesce"}, {WritePolicy::kPerResponse, "per-response"}}};
+constexpr NameTable<TlsRecords, 2> kTlsRecordsNames = {
+    {{TlsRecords::kH2lab, "h2lab"}, {TlsRecords::kOpenssl, "openssl"}}};
 constexpr NameTable<unsigned, 3> kUringFlagNames = {{{uring_flag::kCoopTaskrun, "coop"},
                                                     {uring_flag::kSingleIssuer, "single"},
                                                     {uring_flag::kDeferTaskrun, "defer"}}};
@@ -103,6 +105,12 @@ std::optional<WritePolicy> parse_write_policy(std::string_view name) noexcept {
   return parse_name(kWritePolicyNames, name);
 }
 std::string write_policy_choices() { return choices_of(kWritePolicyNames); }
+
+std::string_view tls_records_name(TlsRecords r) noexcept { return name_of(kTlsRecordsNames, r); }
+std::optional<TlsRecords> parse_tls_records(std::string_view name) noexcept {
+  return parse_name(kTlsRecordsNames, name);
+}
+std::string tls_records_choices() { return choices_of(kTlsRecordsNames); }
 
 std::optional<unsigned> parse_uring_flags(std::string_view list) noexcept {
   if (list == "auto") return uring_flag::kAuto;
@@ -255,6 +263,7 @@ std::string options_conflict(const ServerOptions& o) {
   if (!o.tls && o.tls_record_size != d.tls_record_size) {
     return "--tls-record-size applies to --tls on only";
   }
+  if (!o.tls && o.tls_records != d.tls_records) return "--tls-records applies to --tls on only";
   if (o.incoming_cpu) {
     if (!loops || o.listener_mode != ListenerMode::kReuseport) {
       return "--incoming-cpu needs --dispatch epoll or uring with --epoll-listener reuseport "

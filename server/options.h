@@ -43,6 +43,12 @@ enum class EpollTrigger { kEdge, kLevel };
 // server that flushes after every response would.
 enum class WritePolicy { kCoalesce, kPerResponse };
 
+// Who protects TLS records once a TLS 1.3 handshake is done: h2lab's own
+// record layer, which frees OpenSSL's SSL object (tls/record_protection.h),
+// or OpenSSL for the connection's life (the plain path to compare with).
+// TLS 1.2 connections always stay with OpenSSL.
+enum class TlsRecords { kH2lab, kOpenssl };
+
 // io_uring setup flags (IORING_SETUP_*) a user may ask for; kAuto lets the
 // probe choose the best the kernel has (server/io_uring_probe.h).
 namespace uring_flag {
@@ -76,6 +82,10 @@ std::string epoll_trigger_choices();
 std::string_view write_policy_name(WritePolicy p) noexcept;
 std::optional<WritePolicy> parse_write_policy(std::string_view name) noexcept;
 std::string write_policy_choices();
+
+std::string_view tls_records_name(TlsRecords r) noexcept;
+std::optional<TlsRecords> parse_tls_records(std::string_view name) noexcept;
+std::string tls_records_choices();  // "h2lab, openssl"
 
 // "auto", "none" or a comma-separated list of coop, single, defer →
 // uring_flag bits; nullopt for anything else.
@@ -219,6 +229,8 @@ struct ServerOptions {
   // Largest plaintext per TLS record, 512 to 16384 octets. Small records
   // let a client decrypt the first bytes sooner; full ones cost less CPU.
   size_t tls_record_size = 16384;
+  // Record layer after a TLS 1.3 handshake (--tls-records).
+  TlsRecords tls_records = TlsRecords::kH2lab;
 
   // Called once, from create_server(), when the socket listens; receives the
   // real URL (with the port the kernel chose when port was 0).

@@ -80,7 +80,11 @@ class RunningServer final : public Server {
   std::unique_ptr<Session> make_session(std::unique_ptr<proto::Engine> engine) const {
     auto session = std::make_unique<Session>(
         std::move(engine), options_.max_output_bytes,
-        tls_ ? std::make_unique<tls::Session>(tls_, options_.tls_record_size) : nullptr);
+        tls_ ? std::make_unique<tls::Session>(tls_, options_.tls_record_size,
+                                              options_.tls_records == TlsRecords::kH2lab
+                                                  ? tls::RecordLayer::kH2lab
+                                                  : tls::RecordLayer::kOpenssl)
+             : nullptr);
     if (options_.write_policy == WritePolicy::kPerResponse) session->write_one_response_at_a_time();
     return session;
   }

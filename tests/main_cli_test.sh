@@ -90,6 +90,9 @@ expect_usage_error "--tls-record-size must be from 512 to 16384 octets" --tls-re
 expect_usage_error "invalid value '20000' for --tls-record-size: expected a whole number from 0 to 16384" \
   --tls-record-size 20000
 expect_usage_error "--tls-record-size applies to --tls on only" --tls off --tls-record-size 4096
+expect_usage_error "invalid value 'boringssl' for --tls-records; valid: h2lab, openssl" \
+  --tls-records boringssl
+expect_usage_error "--tls-records applies to --tls on only" --tls off --tls-records openssl
 expect_usage_error "invalid value 'x' for --stats-interval: expected a whole number" --stats-interval x
 expect_usage_error "invalid value 'maybe' for --tls: expected on or off" --tls maybe
 expect_usage_error "invalid value 'no' for --tls-resumption: expected on or off" --tls-resumption no

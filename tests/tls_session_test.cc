@@ -12,6 +12,7 @@
 #include <openssl/x509v3.h>
 #include <sys/uio.h>
 
+#define CATCH_CONFIG_RUNNER
 #include <catch2/catch.hpp>
 #include <cstdio>
 #include <cstdlib>
@@ -55,6 +56,16 @@ std::shared_ptr<tls::Context> shared_context() {
   static const std::shared_ptr<tls::Context> c = make_context();
   return c;
 }
+
+// The record layer every session of this run uses after a TLS 1.3
+// handshake (--tls-records: the suite runs once with each).
+tls::RecordLayer g_records = tls::RecordLayer::kH2lab;
+
+struct TestSession : tls::Session {
+  explicit TestSession(std::shared_ptr<tls::Context> c,
+                       size_t record_size = tls::Session::kMaxRecordPlaintext)
+      : tls::Session(std::move(c), record_size, g_records) {}
+};
 
 using TestClient = testing::MemoryTlsClient;
 using testing::ClientOptions;
@@ -198,7 +209,7 @@ const ByteString kRequest =
 TEST_CASE("tls: handshake, ALPN h2 and data both ways") {
   const auto version = GENERATE(TLS1_2_VERSION, TLS1_3_VERSION);
   INFO("version " << version);
-  tls::Session s(shared_context());
+  TestSession s(shared_context());
   CHECK(s.write(std::vector<iovec>{iov(kRequest)}) == 0);  // nothing before the handshake
   TestClient c({.min_version = version, .max_version = version});
   REQUIRE(handshake(c, s));
@@ -223,7 +234,7 @@ TEST_CASE("tls: each client flight split at every byte boundary") {
   // The lengths of the client's flights, from one plain run.
   std::vector<size_t> lengths;
   {
-    tls::Session s(shared_context());
+    TestSession s(shared_context());
     TestClient c({.min_version = version, .max_version = version});
     REQUIRE(handshake(c, s, [&](int, size_t len) {
       lengths.push_back(len);
@@ -234,7 +245,7 @@ TEST_CASE("tls: each client flight split at every byte boundary") {
   for (int flight = 0; flight < 2; ++flight) {
     for (size_t cut = 0; cut <= lengths[flight]; ++cut) {
       INFO("version " << version << ", flight " << flight << " cut at " << cut);
-      tls::Session s(shared_context());
+      TestSession s(shared_context());
       TestClient c({.min_version = version, .max_version = version});
       REQUIRE(handshake(c, s, [&](int f, size_t) {
         return f == flight ? std::vector<size_t>{cut} : std::vector<size_t>{};
@@ -248,7 +259,7 @@ TEST_CASE("tls: each client flight split at every byte boundary") {
 }
 
 TEST_CASE("tls: everything one byte at a time") {
-  tls::Session s(shared_context());
+  TestSession s(shared_context());
   TestClient c;
   const Splitter every_byte = [](int, size_t len) {
     std::vector<size_t> cuts;
@@ -262,7 +273,7 @@ TEST_CASE("tls: everything one byte at a time") {
 }
 
 TEST_CASE("tls: small frames are coalesced into one record") {
-  tls::Session s(shared_context());
+  TestSession s(shared_context());
   TestClient c;
   REQUIRE(handshake(c, s));
   c.input(server_output(s));  // TLS 1.3 tickets
@@ -284,7 +295,7 @@ TEST_CASE("tls: small frames are coalesced into one record") {
 }
 
 TEST_CASE("tls: a 1 MB response in full records, either way it is queued") {
-  tls::Session s(shared_context());
+  TestSession s(shared_context());
   TestClient c;
   REQUIRE(handshake(c, s));
   c.input(server_output(s));
@@ -329,7 +340,7 @@ TEST_CASE("tls: a 1 MB response in full records, either way it is queued") {
 
 TEST_CASE("tls: --tls-record-size bounds every record, small pieces and large alike") {
   constexpr size_t kRecordSize = 1000;
-  tls::Session s(shared_context(), kRecordSize);
+  TestSession s(shared_context(), kRecordSize);
   TestClient c;
   REQUIRE(handshake(c, s));
   c.input(server_output(s));
@@ -358,7 +369,7 @@ TEST_CASE("tls: --tls-record-size bounds every record, small pieces and large al
 }
 
 TEST_CASE("tls: close_notify both ways") {
-  tls::Session s(shared_context());
+  TestSession s(shared_context());
   TestClient c;
   REQUIRE(handshake(c, s));
   SECTION("the client closes first") {
@@ -394,7 +405,7 @@ TEST_CASE("tls: close_notify both ways") {
 }
 
 TEST_CASE("tls: a truncated stream is an error, never a hang") {
-  tls::Session s(shared_context());
+  TestSession s(shared_context());
   TestClient c;
   SECTION("mid-record") {
     REQUIRE(handshake(c, s));
@@ -452,7 +463,7 @@ TEST_CASE("tls: ALPN without h2 gets no_application_protocol and a clear error")
                Row{"", "client offered no ALPN"});
   const int version = GENERATE(TLS1_2_VERSION, TLS1_3_VERSION);
   INFO(row.error << " version " << version);
-  tls::Session s(shared_context());
+  TestSession s(shared_context());
   TestClient c({.alpn = row.alpn, .min_version = version, .max_version = version});
   CHECK_FALSE(handshake(c, s));
   CHECK(s.failed());
@@ -491,12 +502,12 @@ TEST_CASE("tls: TLS 1.2 suites without ECDHE or AEAD, and TLS 1.1, are refused")
       GENERATE(std::string("ECDHE-RSA-AES128-SHA:ECDHE-ECDSA-AES128-SHA"),
                std::string("AES128-GCM-SHA256"), std::string("DHE-RSA-AES128-GCM-SHA256"));
   INFO(ciphers);
-  tls::Session s(shared_context());
+  TestSession s(shared_context());
   TestClient c({.max_version = TLS1_2_VERSION, .tls12_ciphers = ciphers});
   CHECK_FALSE(handshake(c, s));
   CHECK_THAT(s.error(), Catch::Contains("no shared cipher"));
 
-  tls::Session old(shared_context());
+  TestSession old(shared_context());
   TestClient c11({.min_version = TLS1_1_VERSION,
                   .max_version = TLS1_1_VERSION,
                   .tls12_ciphers = "DEFAULT@SECLEVEL=0"});
@@ -505,7 +516,7 @@ TEST_CASE("tls: TLS 1.2 suites without ECDHE or AEAD, and TLS 1.1, are refused")
 }
 
 TEST_CASE("tls: a client that rejects our certificate is named in the error") {
-  tls::Session s(shared_context());
+  TestSession s(shared_context());
   TestClient c({.verify = true});
   CHECK_FALSE(handshake(c, s));
   server_read(s, c.output());  // the client's alert
@@ -517,7 +528,7 @@ TEST_CASE("tls: a client that rejects our certificate is named in the error") {
 
 TEST_CASE("tls: garbage instead of a ClientHello fails cleanly") {
   SECTION("plain HTTP/1 gets a cleartext 400 that explains") {
-    tls::Session s(shared_context());
+    TestSession s(shared_context());
     server_read(s, bytes("GET / HTTP/1.1\r\nHost: x\r\n\r\n"));
     CHECK_THAT(s.error(), Catch::Contains("plain HTTP/1 request (\"GET / HTTP/1.1\")"));
     const ByteString out = server_output(s);
@@ -526,20 +537,20 @@ TEST_CASE("tls: garbage instead of a ClientHello fails cleanly") {
     CHECK_THAT(reply, Catch::Contains("use https://"));
   }
   SECTION("cleartext HTTP/2") {
-    tls::Session s(shared_context());
+    TestSession s(shared_context());
     server_read(s, kRequest);
     CHECK_THAT(s.error(), Catch::Contains("cleartext HTTP/2 preface (h2c)"));
     CHECK(s.output_size() == 0);
   }
   SECTION("binary garbage") {
-    tls::Session s(shared_context());
+    TestSession s(shared_context());
     server_read(s, ByteString{0x00, 0xff, 0x10});
     CHECK_THAT(s.error(), Catch::Contains("first octet 0x00"));
   }
   SECTION("random bytes behind a handshake record type, many times") {
     std::mt19937 rng(4);
     for (int i = 0; i < 300; ++i) {
-      tls::Session s(shared_context());
+      TestSession s(shared_context());
       ByteString junk(1 + rng() % 600);
       for (uint8_t& b : junk) b = static_cast<uint8_t>(rng());
       junk[0] = 0x16;
@@ -555,7 +566,7 @@ TEST_CASE("tls: garbage instead of a ClientHello fails cleanly") {
     }
   }
   SECTION("a valid ClientHello followed by garbage records") {
-    tls::Session s(shared_context());
+    TestSession s(shared_context());
     TestClient c;
     SSL_do_handshake(c.ssl());
     server_read(s, c.output() + ByteString{0x16, 3, 3, 0, 4, 1, 2, 3, 4});
@@ -571,7 +582,7 @@ TEST_CASE("tls: session resumption on and off") {
   const auto context = make_context({.session_resumption = resumption});
   SSL_SESSION* saved = nullptr;
   {
-    tls::Session s(context);
+    TestSession s(context);
     TestClient c({.min_version = version, .max_version = version});
     REQUIRE(handshake(c, s));
     c.input(server_output(s));
@@ -582,7 +593,7 @@ TEST_CASE("tls: session resumption on and off") {
     // the session not resumable.
     SSL_shutdown(c.ssl());
   }
-  tls::Session s(context);
+  TestSession s(context);
   TestClient c({.min_version = version, .max_version = version, .session = saved});
   REQUIRE(handshake(c, s));
   CHECK(s.resumed() == resumption);
@@ -610,7 +621,7 @@ TEST_CASE("tls: the SNI hook picks a certificate by name") {
        {Row{"b.example", b->fingerprint()}, Row{"a.example", a->fingerprint()},
         Row{"other.example", front->fingerprint()}, Row{"", front->fingerprint()}}) {
     INFO("server name '" << row.name << "'");
-    tls::Session s(front);
+    TestSession s(front);
     TestClient c({.server_name = row.name});
     REQUIRE(handshake(c, s));
     CHECK(peer_fingerprint(c) == row.fingerprint);
@@ -621,7 +632,7 @@ TEST_CASE("tls: the SNI hook picks a certificate by name") {
 
 TEST_CASE("tls: the ephemeral certificate names localhost, 127.0.0.1 and ::1") {
   const auto context = shared_context();
-  tls::Session s(context);
+  TestSession s(context);
   TestClient c;
   REQUIRE(handshake(c, s));
   X509* peer = SSL_get1_peer_certificate(c.ssl());
@@ -657,7 +668,7 @@ TEST_CASE("tls: --cert/--key files, and clear errors") {
   REQUIRE(good.context);
   CHECK(good.context->description() == "certificate from " + cert + " (CN=files.example)");
   {
-    tls::Session s(good.context);
+    TestSession s(good.context);
     TestClient c;
     REQUIRE(handshake(c, s));
     CHECK(peer_fingerprint(c) == good.context->fingerprint());
@@ -682,4 +693,217 @@ TEST_CASE("tls: --cert/--key files, and clear errors") {
     CHECK_THAT(r.error, Catch::Contains(row.error));
   }
   CHECK(ERR_peek_error() == 0);  // no stale OpenSSL errors left for the next connection
+}
+
+// --- After the handshake: who protects records (tls/record_protection.h) ---
+
+namespace {
+
+ByteString random_bytes(std::mt19937& rng, size_t n) {
+  ByteString b(n);
+  for (auto& x : b) x = static_cast<uint8_t>(rng());
+  return b;
+}
+
+// Random cut points in [0, n), ascending.
+std::vector<size_t> random_cuts(std::mt19937& rng, size_t n, int count) {
+  std::vector<size_t> cuts;
+  for (int i = 0; i < count && n != 0; ++i) cuts.push_back(rng() % n);
+  std::sort(cuts.begin(), cuts.end());
+  return cuts;
+}
+
+// The server's plaintext split into iovecs at random points.
+std::vector<iovec> random_pieces(std::mt19937& rng, const ByteString& b) {
+  std::vector<iovec> v;
+  size_t pos = 0;
+  for (size_t cut : random_cuts(rng, b.size(), 6)) {
+    if (cut > pos) v.push_back({const_cast<uint8_t*>(b.data() + pos), cut - pos});
+    pos = std::max(pos, cut);
+  }
+  v.push_back({const_cast<uint8_t*>(b.data() + pos), b.size() - pos});
+  return v;
+}
+
+// The alert the client received, as OpenSSL reports it (its reason code is
+// SSL_AD_REASON_OFFSET + the alert's description); 0 for none.
+int alert_the_client_got(TestClient& c) {
+  c.read();
+  for (unsigned long e; (e = ERR_get_error()) != 0;) {
+    const int reason = ERR_GET_REASON(e);
+    if (reason > SSL_AD_REASON_OFFSET) return reason - SSL_AD_REASON_OFFSET;
+  }
+  return 0;
+}
+
+}  // namespace
+
+TEST_CASE("tls: after a TLS 1.3 handshake, every suite carries random data both ways") {
+  const char* suite = GENERATE("TLS_AES_128_GCM_SHA256", "TLS_AES_256_GCM_SHA384",
+                               "TLS_CHACHA20_POLY1305_SHA256");
+  INFO(suite);
+  std::mt19937 rng(7);
+  TestSession s(shared_context());
+  TestClient c({.tls13_suites = suite});
+  REQUIRE(handshake(c, s));
+  CHECK(s.cipher() == suite);
+  CHECK(s.own_record_layer() == (g_records == tls::RecordLayer::kH2lab));
+  for (int round = 0; round < 20; ++round) {
+    const ByteString up = random_bytes(rng, rng() % 70000);
+    size_t written = 0;
+    while (written < up.size()) {  // several client writes of random sizes
+      const size_t n = std::min(up.size() - written, size_t{1} + rng() % 30000);
+      c.write(ByteString(up.begin() + written, up.begin() + written + n));
+      written += n;
+    }
+    const ByteString sent = c.output();
+    CHECK(server_read(s, sent, random_cuts(rng, sent.size(), 5), 1 + rng() % 70000) == up);
+    const ByteString down = random_bytes(rng, rng() % 70000);
+    CHECK(s.write(random_pieces(rng, down)) == down.size());
+    c.input(server_output(s));
+    CHECK(c.read() == down);
+  }
+  CHECK_FALSE(s.failed());
+}
+
+TEST_CASE("tls: TLS 1.2 keeps OpenSSL's record layer") {
+  TestSession s(shared_context());
+  TestClient c({.min_version = TLS1_2_VERSION, .max_version = TLS1_2_VERSION});
+  REQUIRE(handshake(c, s));
+  CHECK_FALSE(s.own_record_layer());
+}
+
+TEST_CASE("tls: a KeyUpdate from the client, and the one it requests back (RFC 8446 §4.6.3)") {
+  const int type = GENERATE(SSL_KEY_UPDATE_NOT_REQUESTED, SSL_KEY_UPDATE_REQUESTED);
+  INFO("update_requested " << (type == SSL_KEY_UPDATE_REQUESTED));
+  TestSession s(shared_context());
+  TestClient c;
+  REQUIRE(handshake(c, s));
+  c.input(server_output(s));
+  c.read();  // the tickets
+  for (int round = 0; round < 3; ++round) {
+    REQUIRE(SSL_key_update(c.ssl(), type) == 1);
+    const ByteString ping = bytes("ping " + std::to_string(round));
+    c.write(ping);
+    CHECK(server_read(s, c.output()) == ping);
+    const ByteString pong = bytes("pong " + std::to_string(round));
+    CHECK(s.write(std::vector<iovec>{iov(pong)}) == pong.size());
+    const ByteString out = server_output(s);
+    // Our own KeyUpdate first when one was requested, then the data.
+    CHECK(records(out).size() == (type == SSL_KEY_UPDATE_REQUESTED ? 2u : 1u));
+    c.input(out);
+    CHECK(c.read() == pong);
+  }
+  CHECK_FALSE(s.failed());
+}
+
+TEST_CASE("tls: a forged or malformed record gets the alert RFC 8446 names") {
+  struct Row {
+    const char* what;
+    int alert;
+    std::function<ByteString(ByteString record)> make;
+  };
+  const std::vector<Row> rows = {
+      {"a flipped ciphertext octet (§5.2)", SSL_AD_BAD_RECORD_MAC,
+       [](ByteString r) {
+         r[7] ^= 1;
+         return r;
+       }},
+      {"a flipped tag octet", SSL_AD_BAD_RECORD_MAC,
+       [](ByteString r) {
+         r.back() ^= 0x80;
+         return r;
+       }},
+      {"a record header announcing 2^14 + 257 octets", SSL_AD_RECORD_OVERFLOW,
+       [](ByteString) { return ByteString{23, 3, 3, 0x41, 0x01}; }},
+      {"a ChangeCipherSpec after the handshake (§5)", SSL_AD_UNEXPECTED_MESSAGE,
+       [](ByteString) { return ByteString{20, 3, 3, 0, 1, 1}; }},
+      {"an unprotected handshake record", SSL_AD_UNEXPECTED_MESSAGE,
+       [](ByteString) { return ByteString{22, 3, 3, 0, 5, 24, 0, 0, 1, 0}; }},
+  };
+  for (const Row& row : rows) {
+    INFO(row.what);
+    TestSession s(shared_context());
+    TestClient c;
+    REQUIRE(handshake(c, s));
+    c.input(server_output(s));
+    c.read();
+    c.write(bytes("hello"));
+    server_read(s, row.make(c.output()));
+    CHECK(s.failed());
+    c.input(server_output(s));
+    CHECK(alert_the_client_got(c) == row.alert);
+    // Nothing more is taken or sent.
+    const ByteString more = bytes("more");
+    CHECK(s.write(std::vector<iovec>{iov(more)}) == 0);
+    CHECK(s.output_size() == 0);
+  }
+}
+
+TEST_CASE("tls: records larger than the caller's buffer are handed out across calls") {
+  const size_t buffer = GENERATE(size_t{1}, size_t{100}, size_t{16383}, size_t{16384});
+  INFO("buffer " << buffer);
+  std::mt19937 rng(11);
+  TestSession s(shared_context());
+  TestClient c;
+  REQUIRE(handshake(c, s));
+  const ByteString data = random_bytes(rng, 50000);
+  c.write(data);
+  const ByteString sent = c.output();
+  CHECK(server_read(s, sent, random_cuts(rng, sent.size(), 3), buffer) == data);
+}
+
+// The same conversation through both record layers: the same plaintext
+// either way, and the same records (sizes and types) on the wire.
+TEST_CASE("tls: h2lab's record layer and OpenSSL's agree on the same conversation") {
+  for (uint32_t seed = 1; seed <= 8; ++seed) {
+    INFO("seed " << seed);
+    std::vector<std::vector<std::pair<int, size_t>>> wire[2];
+    std::vector<ByteString> heard[2];
+    const tls::RecordLayer layers[2] = {tls::RecordLayer::kH2lab, tls::RecordLayer::kOpenssl};
+    for (int k = 0; k < 2; ++k) {
+      std::mt19937 rng(seed);
+      const size_t record_size = 512 + rng() % 16000;
+      tls::Session s(shared_context(), record_size, layers[k]);
+      TestClient c;
+      REQUIRE(handshake(c, s));
+      CHECK(s.own_record_layer() == (k == 0));
+      c.input(server_output(s));
+      c.read();
+      for (int round = 0; round < 6; ++round) {
+        const ByteString up = random_bytes(rng, rng() % 40000);
+        c.write(up);
+        const ByteString sent = c.output();
+        heard[k].push_back(server_read(s, sent, random_cuts(rng, sent.size(), 4)));
+        const ByteString down = random_bytes(rng, rng() % 40000);
+        CHECK(s.write(random_pieces(rng, down)) == down.size());
+        const ByteString out = server_output(s);
+        wire[k].push_back(records(out));
+        c.input(out);
+        CHECK(c.read() == down);
+      }
+      s.close();
+      wire[k].push_back(records(server_output(s)));
+    }
+    CHECK(heard[0] == heard[1]);
+    CHECK(wire[0] == wire[1]);
+  }
+}
+
+int main(int argc, char** argv) {
+  Catch::Session session;
+  std::string records = "h2lab";
+  using Catch::clara::Opt;
+  session.cli(session.cli() | Opt(records, "name")["--tls-records"](
+                                  "record layer after a TLS 1.3 handshake: h2lab or openssl"));
+  if (const int rc = session.applyCommandLine(argc, argv); rc != 0) return rc;
+  if (records == "h2lab") {
+    g_records = tls::RecordLayer::kH2lab;
+  } else if (records == "openssl") {
+    g_records = tls::RecordLayer::kOpenssl;
+  } else {
+    std::fprintf(stderr, "unknown --tls-records '%s'; valid: h2lab, openssl\n", records.c_str());
+    return 2;
+  }
+  return session.run();
 }

@@ -18,6 +18,7 @@ struct ClientOptions {
   int min_version = TLS1_2_VERSION;
   int max_version = TLS1_3_VERSION;
   std::string tls12_ciphers;  // OpenSSL's default when empty
+  std::string tls13_suites;   // OpenSSL's default when empty
   std::string server_name;
   SSL_SESSION* session = nullptr;  // to resume
   bool verify = false;             // verify the server against the default trust store
@@ -33,6 +34,7 @@ class MemoryTlsClient {
     SSL_CTX_set_min_proto_version(ctx_, o.min_version);
     SSL_CTX_set_max_proto_version(ctx_, o.max_version);
     if (!o.tls12_ciphers.empty()) REQUIRE(SSL_CTX_set_cipher_list(ctx_, o.tls12_ciphers.c_str()));
+    if (!o.tls13_suites.empty()) REQUIRE(SSL_CTX_set_ciphersuites(ctx_, o.tls13_suites.c_str()));
     if (o.verify) {
       SSL_CTX_set_default_verify_paths(ctx_);
       SSL_CTX_set_verify(ctx_, SSL_VERIFY_PEER, nullptr);

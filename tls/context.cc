@@ -235,7 +235,7 @@ bool load_pem_files(SSL_CTX* ctx, const ContextOptions& o, X509Ptr& leaf, std::s
   return true;
 }
 
-detail::ConnectionNotes* notes_of(SSL* ssl) {
+detail::ConnectionNotes* notes_of(const SSL* ssl) {
   return static_cast<detail::ConnectionNotes*>(SSL_get_app_data(ssl));
 }
 
@@ -243,6 +243,43 @@ detail::ConnectionNotes* notes_of(SSL* ssl) {
 
 // The OpenSSL callbacks; a struct so that they may read Context's privates.
 struct ContextCallbacks {
+  // OpenSSL's keylog line for each secret it derives ("LABEL <client
+  // random> <secret>", hex): the two application traffic secrets are kept
+  // for a session that will protect records itself (ConnectionNotes).
+  static void on_keylog(const SSL* ssl, const char* line) {
+    detail::ConnectionNotes* notes = notes_of(ssl);
+    if (notes == nullptr || !notes->capture_secrets) return;
+    const std::string_view s(line);
+    uint8_t* secret = nullptr;
+    size_t* size = nullptr;
+    if (s.starts_with("CLIENT_TRAFFIC_SECRET_0 ")) {
+      secret = notes->client_traffic_secret;
+      size = &notes->client_traffic_secret_size;
+    } else if (s.starts_with("SERVER_TRAFFIC_SECRET_0 ")) {
+      secret = notes->server_traffic_secret;
+      size = &notes->server_traffic_secret_size;
+      notes->records_under_server_secret = 0;
+    } else {
+      return;
+    }
+    const size_t at = s.rfind(' ') + 1;
+    const std::string_view hex = s.substr(at);
+    *size = 0;
+    if (hex.size() % 2 != 0 || hex.size() / 2 > sizeof notes->client_traffic_secret) return;
+    auto nibble = [](char c) {
+      return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                                          : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                                                 : -1;
+    };
+    for (size_t i = 0; i < hex.size(); i += 2) {
+      const int hi = nibble(hex[i]);
+      const int lo = nibble(hex[i + 1]);
+      if (hi < 0 || lo < 0) return;
+      secret[i / 2] = static_cast<uint8_t>(hi << 4 | lo);
+    }
+    *size = hex.size() / 2;
+  }
+
   // Runs first on every ClientHello: refuses a client that does not offer
   // h2, naming what it offered (the ALPN callback below would not even be
   // called for a client without the extension).
@@ -393,6 +430,7 @@ ContextResult Context::create(const ContextOptions& options) {
     SSL_CTX_set_num_tickets(ctx, 0);
   }
   SSL_CTX_set_client_hello_cb(ctx, &ContextCallbacks::on_client_hello, nullptr);
+  SSL_CTX_set_keylog_callback(ctx, &ContextCallbacks::on_keylog);
   SSL_CTX_set_alpn_select_cb(ctx, &ContextCallbacks::on_alpn, nullptr);
   if (options.on_server_name) {
     SSL_CTX_set_tlsext_servername_callback(ctx, &ContextCallbacks::on_server_name);

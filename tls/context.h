@@ -120,6 +120,18 @@ struct ConnectionNotes {
   std::shared_ptr<Context> sni_context;  // chosen by the SNI hook, kept alive
   int alert_received = -1;               // first alert from the peer (level << 8 | code)
   int alert_sent = -1;                   // first fatal alert we sent
+
+  // TLS 1.3 application traffic secrets (RFC 8446 §7.1) as OpenSSL derives
+  // them (its keylog callback), kept only while capture_secrets is set, so
+  // that tls::Session can protect records itself after the handshake.
+  bool capture_secrets = false;
+  uint8_t client_traffic_secret[48] = {};
+  uint8_t server_traffic_secret[48] = {};
+  size_t client_traffic_secret_size = 0;
+  size_t server_traffic_secret_size = 0;
+  // Records OpenSSL protected under the server's application secret (its
+  // NewSessionTickets): the sequence number the next record must carry.
+  uint64_t records_under_server_secret = 0;
 };
 
 }  // namespace detail

@@ -46,6 +46,18 @@ void on_info(const SSL* ssl, int where, int value) {
   }
 }
 
+// Counts the records OpenSSL protects under the server's application
+// traffic secret (after its keylog callback handed us that secret): its
+// NewSessionTickets use sequence numbers our record layer must not reuse
+// (RFC 8446 §5.3).
+void count_records(int write_p, int, int content_type, const void*, size_t, SSL* ssl, void*) {
+  if (write_p == 0 || content_type != SSL3_RT_HEADER) return;
+  detail::ConnectionNotes* notes = notes_of(ssl);
+  if (notes != nullptr && notes->server_traffic_secret_size != 0) {
+    ++notes->records_under_server_secret;
+  }
+}
+
 // Alerts by which a client says it does not accept our certificate.
 bool is_certificate_alert(int code) {
   switch (code) {
@@ -137,8 +149,10 @@ struct Session::Bio {
   }
 };
 
-Session::Session(std::shared_ptr<Context> context, size_t record_size) noexcept
+Session::Session(std::shared_ptr<Context> context, size_t record_size,
+                 RecordLayer record_layer) noexcept
     : context_(std::move(context)),
+      record_layer_(record_layer),
       record_size_(std::clamp<size_t>(record_size, 512, kMaxRecordPlaintext)) {
   if (!context_) error_ = "TLS: cannot create a connection: no TLS context";
   // The SSL object (about 11 KiB with its state) is made when the first
@@ -163,6 +177,10 @@ bool Session::start() noexcept {
   SSL_set_accept_state(ssl_);
   // OpenSSL splits a larger write into records of at most this much.
   SSL_set_max_send_fragment(ssl_, record_size_);
+  if (record_layer_ == RecordLayer::kH2lab) {
+    notes_.capture_secrets = true;
+    SSL_set_msg_callback(ssl_, &count_records);
+  }
   return true;
 }
 
@@ -177,12 +195,33 @@ Session::ReadResult Session::read(std::span<const uint8_t> ciphertext,
     fail_not_tls(ciphertext);
     return {ciphertext.size(), 0};
   }
+  if (protection_) return read_protected(ciphertext, plaintext);
   if (ciphertext.empty() && ssl_ == nullptr) return {0, 0};
   if (!start()) return {ciphertext.size(), 0};
   input_ = ciphertext;
   size_t produced = 0;
   int want_write_retries = 0;
-  while (produced < plaintext.size()) {
+  // The handshake on its own first, so that its end is seen before OpenSSL
+  // reads any application record: that is where the record layer can
+  // change hands.
+  while (!handshake_done_ && !failed()) {
+    ERR_clear_error();
+    if (SSL_do_handshake(ssl_) == 1) {
+      on_handshake_done();
+      break;
+    }
+    const int error = SSL_get_error(ssl_, 0);
+    if (error == SSL_ERROR_WANT_WRITE && ++want_write_retries <= kMaxWantWriteRetries) continue;
+    if (error != SSL_ERROR_WANT_READ) fail(error);
+    break;
+  }
+  if (protection_) {
+    const std::span<const uint8_t> rest = input_;
+    input_ = {};
+    const ReadResult r = read_protected(rest, plaintext);
+    return {ciphertext.size() - rest.size() + r.consumed, r.produced};
+  }
+  while (handshake_done_ && !failed() && produced < plaintext.size()) {
     ERR_clear_error();
     size_t n = 0;
     if (SSL_read_ex(ssl_, plaintext.data() + produced, plaintext.size() - produced, &n) == 1) {
@@ -202,10 +241,61 @@ Session::ReadResult Session::read(std::span<const uint8_t> ciphertext,
     fail(error);
     break;
   }
-  if (!handshake_done_ && ssl_ != nullptr && SSL_is_init_finished(ssl_)) handshake_done_ = true;
   const size_t left = failed() || peer_closed_ ? 0 : input_.size();
   input_ = {};
   return {ciphertext.size() - left, produced};
+}
+
+void Session::on_handshake_done() noexcept {
+  handshake_done_ = true;
+  version_ = SSL_get_version(ssl_);
+  const char* cipher = SSL_get_cipher_name(ssl_);
+  cipher_ = cipher != nullptr ? cipher : "";
+  const unsigned char* p = nullptr;
+  unsigned int len = 0;
+  SSL_get0_alpn_selected(ssl_, &p, &len);
+  if (p != nullptr) std::memcpy(alpn_, p, std::min<size_t>(len, sizeof alpn_ - 1));
+  resumed_ = SSL_session_reused(ssl_) == 1;
+  if (record_layer_ == RecordLayer::kH2lab) hand_over();
+}
+
+// Takes the record layer from OpenSSL when a TLS 1.3 handshake has ended
+// with nothing of the peer's read beyond its Finished (OpenSSL reads whole
+// records only, and no application record can precede that Finished, so
+// the client's sequence number is 0) and the secrets were seen.
+void Session::hand_over() noexcept {
+  detail::ConnectionNotes& n = notes_;
+  if (SSL_version(ssl_) == TLS1_3_VERSION && SSL_has_pending(ssl_) == 0 &&
+      n.client_traffic_secret_size != 0 && n.server_traffic_secret_size != 0) {
+    RecordProtection::Keys keys;
+    keys.cipher_suite = SSL_CIPHER_get_protocol_id(SSL_get_current_cipher(ssl_));
+    keys.client_secret = {n.client_traffic_secret, n.client_traffic_secret_size};
+    keys.server_secret = {n.server_traffic_secret, n.server_traffic_secret_size};
+    keys.client_sequence = 0;
+    keys.server_sequence = n.records_under_server_secret;
+    std::string why;
+    protection_ = RecordProtection::create_server(keys, output_, &why);
+    if (protection_) {
+      // As if shut down cleanly, so that freeing it keeps the session
+      // resumable (OpenSSL drops a session whose connection just vanished).
+      SSL_set_shutdown(ssl_, SSL_SENT_SHUTDOWN | SSL_RECEIVED_SHUTDOWN);
+      SSL_free(ssl_);
+      ssl_ = nullptr;
+    }
+  }
+  n.capture_secrets = false;
+  OPENSSL_cleanse(n.client_traffic_secret, sizeof n.client_traffic_secret);
+  OPENSSL_cleanse(n.server_traffic_secret, sizeof n.server_traffic_secret);
+  n.client_traffic_secret_size = n.server_traffic_secret_size = 0;
+}
+
+Session::ReadResult Session::read_protected(std::span<const uint8_t> ciphertext,
+                                            std::span<uint8_t> plaintext) noexcept {
+  const RecordProtection::ReadResult r = protection_->read(ciphertext, plaintext);
+  track_records(ciphertext.data(), r.consumed);
+  if (protection_->peer_closed()) peer_closed_ = true;
+  if (protection_->failed() && error_.empty()) error_ = protection_->error();
+  return {r.consumed, r.produced};
 }
 
 void Session::on_eof() noexcept {
@@ -239,6 +329,15 @@ void Session::on_eof() noexcept {
 
 size_t Session::write(std::span<const iovec> plaintext) noexcept {
   if (!handshake_done_ || closed_ || failed()) return 0;
+  if (protection_) {
+    if (!protection_->write(plaintext, record_size_)) {
+      error_ = protection_->error();
+      return 0;
+    }
+    size_t taken = 0;
+    for (const iovec& v : plaintext) taken += v.iov_len;
+    return taken;
+  }
   size_t taken = 0;
   for (size_t i = 0; i < plaintext.size(); ++i) {
     const auto* p = static_cast<const uint8_t*>(plaintext[i].iov_base);
@@ -286,6 +385,10 @@ void Session::close() noexcept {
   if (closed_) return;
   closed_ = true;
   if (!handshake_done_ || failed()) return;
+  if (protection_) {
+    protection_->send_alert(0);  // close_notify
+    return;
+  }
   ERR_clear_error();
   SSL_shutdown(ssl_);  // queues close_notify; the peer's is not awaited
   ERR_clear_error();
@@ -360,30 +463,11 @@ void Session::track_records(const uint8_t* p, size_t n) noexcept {
   }
 }
 
-std::string_view Session::version() const noexcept {
-  return ssl_ != nullptr && handshake_done_ ? SSL_get_version(ssl_) : "";
-}
-
-std::string_view Session::cipher() const noexcept {
-  const char* name = ssl_ != nullptr && handshake_done_ ? SSL_get_cipher_name(ssl_) : nullptr;
-  return name != nullptr ? name : "";
-}
-
-std::string_view Session::alpn() const noexcept {
-  const unsigned char* p = nullptr;
-  unsigned int len = 0;
-  if (ssl_ != nullptr) SSL_get0_alpn_selected(ssl_, &p, &len);
-  return p != nullptr ? std::string_view(reinterpret_cast<const char*>(p), len) : "";
-}
-
-bool Session::resumed() const noexcept {
-  return ssl_ != nullptr && SSL_session_reused(ssl_) == 1;
-}
-
 void Session::trim() noexcept {
   if (staged_ == 0) staging_.reset();
   if (output_.empty()) output_.release();
-  if (ssl_ != nullptr) SSL_free_buffers(ssl_);  // OpenSSL's record buffers, when not in use
+  if (ssl_ != nullptr) SSL_free_buffers(ssl_);
+  if (protection_) protection_->trim();  // OpenSSL's record buffers, when not in use
 }
 
 }  // namespace h2lab::tls

@@ -14,6 +14,13 @@
 // gathered into a 16 KiB staging buffer, so that many small frames become one
 // full record instead of one record each.
 //
+// After a TLS 1.3 handshake the session, by default, frees OpenSSL's SSL
+// object and protects records itself (tls/record_protection.h): an idle
+// connection then keeps two AEAD contexts instead of the SSL object and its
+// TLS 1.3 state. RecordLayer::kOpenssl keeps OpenSSL for the connection's
+// life (the plain path differential tests compare against); TLS 1.2
+// connections always keep it.
+//
 // Errors: a failed session stays failed; error() says why, once, in one line
 // fit for the log (the peer's alert, the ALPN list it offered, "not TLS:
 // looks like plain HTTP", a truncated record…). Alerts we send are already in
@@ -33,8 +40,12 @@
 
 #include "proto/output_queue.h"
 #include "tls/context.h"
+#include "tls/record_protection.h"
 
 namespace h2lab::tls {
+
+// Who protects records once a TLS 1.3 handshake is done (--tls-records).
+enum class RecordLayer { kH2lab, kOpenssl };
 
 class Session {
  public:
@@ -43,8 +54,8 @@ class Session {
 
   // `record_size`: the largest plaintext per record this session sends,
   // clamped to [512, kMaxRecordPlaintext] (--tls-record-size).
-  explicit Session(std::shared_ptr<Context> context,
-                   size_t record_size = kMaxRecordPlaintext) noexcept;
+  explicit Session(std::shared_ptr<Context> context, size_t record_size = kMaxRecordPlaintext,
+                   RecordLayer record_layer = RecordLayer::kH2lab) noexcept;
   ~Session();
   Session(const Session&) = delete;
   Session& operator=(const Session&) = delete;
@@ -97,10 +108,13 @@ class Session {
 
   // After the handshake: "TLSv1.3", the cipher suite, the ALPN protocol
   // ("h2"), and whether a previous session was resumed.
-  std::string_view version() const noexcept;
-  std::string_view cipher() const noexcept;
-  std::string_view alpn() const noexcept;
-  bool resumed() const noexcept;
+  std::string_view version() const noexcept { return version_; }
+  std::string_view cipher() const noexcept { return cipher_; }
+  std::string_view alpn() const noexcept { return alpn_; }
+  bool resumed() const noexcept { return resumed_; }
+  // Whether records are protected by h2lab's record layer (the SSL object
+  // has been freed) rather than by OpenSSL.
+  bool own_record_layer() const noexcept { return protection_ != nullptr; }
 
   // Frees buffers an idle session does not need (between reads).
   void trim() noexcept;
@@ -109,13 +123,19 @@ class Session {
   struct Bio;
 
   bool start() noexcept;  // makes ssl_ at the first input; false (failed) when it cannot
+  void on_handshake_done() noexcept;
+  void hand_over() noexcept;  // to protection_, freeing ssl_, when the handshake allows it
+  ReadResult read_protected(std::span<const uint8_t> ciphertext,
+                            std::span<uint8_t> plaintext) noexcept;
   bool encrypt(const uint8_t* data, size_t n) noexcept;
   void fail(int ssl_error) noexcept;
   void fail_not_tls(std::span<const uint8_t> first) noexcept;
   void track_records(const uint8_t* p, size_t n) noexcept;
 
   std::shared_ptr<Context> context_;
-  SSL* ssl_ = nullptr;  // made by the first read() with input (start())
+  SSL* ssl_ = nullptr;  // made by the first read() with input (start()); freed by hand_over()
+  RecordLayer record_layer_;
+  std::unique_ptr<RecordProtection> protection_;  // after hand_over()
   detail::ConnectionNotes notes_;  // SSL app data: what the callbacks learn
 
   // Ciphertext the BIO hands OpenSSL during read(): a view of the caller's.
@@ -132,6 +152,12 @@ class Session {
   size_t header_have_ = 0;  // octets of the current record's header seen
   size_t body_left_ = 0;    // octets of its body still to come
   uint64_t input_octets_ = 0;
+
+  // What the handshake negotiated (static strings from OpenSSL's tables).
+  const char* version_ = "";
+  const char* cipher_ = "";
+  char alpn_[16] = {};
+  bool resumed_ = false;
 
   bool handshake_done_ = false;
   bool peer_closed_ = false;
