@@ -491,4 +491,6 @@ def _reason(path, limit=300):
                      if l.strip()]
     except OSError:
         return ""
-    return lines[0].strip()[:limit] if lines else ""
+    # h2o opens with "[INFO] raised RLIMIT_NOFILE …": the reason comes after.
+    told = [l for l in lines if not l.startswith("[INFO]")] or lines
+    return told[0].strip()[:limit] if told else ""
