@@ -19,6 +19,7 @@ column ("whole-run" instead of "main-phase").
 
 import math
 import re
+import resource
 import subprocess
 import threading
 import time
@@ -29,14 +30,24 @@ PHASE_STARTED = "Main benchmark duration is started"
 PHASE_OVER = "Main benchmark duration is over"
 
 
-def h2load_argv(h2load, url, clients, streams, threads, duration, warmup, log_file=None):
-    """The h2load command line for one case (without any taskset prefix)."""
-    argv = [h2load, "-c", str(clients), "-m", str(streams), "-t", str(threads),
-            "-D", _seconds(duration)]
-    if warmup > 0:
-        argv += ["--warm-up-time", _seconds(warmup)]
+def h2load_argv(h2load, url, clients, streams, threads, duration, warmup, log_file=None,
+                extra=(), requests=None):
+    """The h2load command line for one case (without any taskset prefix).
+
+    Timed (-D DURATION, --warm-up-time) unless requests is given: then -n
+    REQUESTS, which with -n = -c is one request per connection (churn).
+    extra (workloads.h2load_extra: -H, -i, -d, --rps) goes before the URL.
+    """
+    argv = [h2load, "-c", str(clients), "-m", str(streams), "-t", str(threads)]
+    if requests:
+        argv += ["-n", str(requests)]
+    else:
+        argv += ["-D", _seconds(duration)]
+        if warmup > 0:
+            argv += ["--warm-up-time", _seconds(warmup)]
     if log_file:
         argv += ["--log-file", log_file]
+    argv += list(extra)
     argv.append(url)
     return argv
 
@@ -113,6 +124,70 @@ def run(registry, argv, server_pids, timeout, on_phase=None):
     return "".join(lines), window
 
 
+def run_bursts(registry, argv, server_pids, duration, timeout):
+    """churn: run argv (h2load -n N -c N: N connections, one request each) again
+    and again until duration seconds have passed, the server sampled once
+    around them all (one burst of a fast server is a few clock ticks).
+
+    Returns (output texts, window) as run() does, method "bursts"; h2load's
+    CPU comes from RUSAGE_CHILDREN (every burst is a reaped child).
+    """
+    first = _sample(server_pids, None)
+    children = _children_cpu()
+    texts, exit_code = [], 0
+    while True:
+        text, window = run(registry, argv, server_pids, timeout)
+        texts.append(text)
+        exit_code = window["exit_code"]
+        if exit_code != 0 or time.monotonic() - first["wall"] >= duration:
+            break
+    last = _sample(server_pids, None)
+    server_cpu = last["server"] - first["server"]
+    client_cpu = _children_cpu() - children
+    return texts, {
+        "method": "bursts", "wall_s": last["wall"] - first["wall"],
+        "server_cpu_s": server_cpu, "client_cpu_s": client_cpu,
+        "other_cpu_s": max(0.0, last["busy"] - first["busy"] - server_cpu - client_cpu),
+        "steal_s": last["steal"] - first["steal"], "exit_code": exit_code,
+        "bursts": len(texts),
+    }
+
+
+def _children_cpu():
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+_SUMMED = ("requests_total", "started", "done", "succeeded", "failed", "errored", "timeout",
+           "status_2xx", "status_3xx", "status_4xx", "status_5xx", "traffic_bytes",
+           "finished_s")
+
+
+def combine(results):
+    """One summary from several parse() results (churn's bursts): counts and
+    times summed, rates over the summed h2load time, request times' min/max
+    of all and mean weighted by requests (their sd is left out)."""
+    if len(results) == 1:
+        return results[0]
+    total = {k: v for k, v in results[0].items() if isinstance(v, str)}
+    for key in _SUMMED:
+        if any(key in r for r in results):
+            total[key] = sum(r.get(key, 0) for r in results)
+    seconds = total.get("finished_s") or 0
+    if seconds:
+        total["requests_per_s"] = total.get("succeeded", 0) / seconds
+        total["bytes_per_s"] = sum(r.get("bytes_per_s", 0) * r.get("finished_s", 0)
+                                   for r in results) / seconds
+    timed = [r for r in results if "mean_request_us" in r]
+    if timed:
+        total["min_request_us"] = min(r["min_request_us"] for r in timed)
+        total["max_request_us"] = max(r["max_request_us"] for r in timed)
+        weight = sum(r.get("succeeded", 0) for r in timed) or len(timed)
+        total["mean_request_us"] = sum(r["mean_request_us"] * (r.get("succeeded", 0) or 1)
+                                       for r in timed) / weight
+    return total
+
+
 def _thread_count(argv):
     """The -t value of an h2load argv: how many 'over' lines end the phase."""
     for i, arg in enumerate(argv[:-1]):
@@ -133,7 +208,9 @@ def _sample(server_pids, client_pid):
     }
 
 
-_FINISHED = re.compile(r"^finished in \S+, ([\d.]+) req/s")
+_FINISHED = re.compile(r"^finished in (\S+), ([\d.]+) req/s, ([\d.]+)([KMG]?)B/s")
+# h2load's util::utos_funit: K, M, G are powers of 1024.
+_UNIT = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
 _REQUESTS = re.compile(
     r"^requests: (\d+) total, (\d+) started, (\d+) done, (\d+) succeeded, "
     r"(\d+) failed, (\d+) errored, (\d+) timeout")
@@ -152,13 +229,17 @@ def parse(text):
     """h2load's summary as a dict of numbers (times in µs); missing keys absent.
 
     h2load prints no percentiles: p50/p99 come from its --log-file instead
-    (see percentiles()).
+    (see percentiles()). bytes_per_s is the finished line's rate (all
+    octets received over the measured phase, frames and headers included;
+    K/M/G are powers of 1024), finished_s its duration.
     """
     result = {}
     for line in text.splitlines():
         line = line.strip()
         if m := _FINISHED.match(line):
-            result["requests_per_s"] = float(m.group(1))
+            result["finished_s"] = duration_us(m.group(1)) / 1e6
+            result["requests_per_s"] = float(m.group(2))
+            result["bytes_per_s"] = float(m.group(3)) * _UNIT[m.group(4)]
         elif m := _REQUESTS.match(line):
             for key, value in zip(("requests_total", "started", "done", "succeeded",
                                    "failed", "errored", "timeout"), m.groups()):

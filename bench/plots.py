@@ -1,9 +1,18 @@
 """Figures and a summary from a run's CSV rows.
 
-One figure per (TLS, clients) and metric, x = streams per client, one line per
-configuration (h2lab dispatcher/engine, or peer): the seed's figures, plus
-mean request time, server CPU per request, and from h2lab's own /stats
-syscalls per request and requests per wake-up (h2lab lines only). gnuplot
+Per workload (the CSV's workload column; rows without one are hello) and
+workload variant, one figure per (TLS, clients) and metric, x = streams per
+client, one line per configuration (h2lab dispatcher/engine, or peer), the
+peers on the same axes: the seed's figures, plus mean request time, server
+CPU per request, and from h2lab's own /stats syscalls per request and
+requests per wake-up (h2lab lines only). download and upload add GB/s and
+server CPU seconds per GB; churn draws connections/s and CPU per connection
+against connections per burst; open-loop draws p50/p99/p99.9 against the
+load level; with several thread counts (--scaling) requests/s and CPU per
+request are drawn against server threads as well, and every line name
+carries its thread count. hello's figures keep their old names
+(rps_tls-on_c1); the others are prefixed with the workload and variant
+(download-1MiB_gbps_tls-on_c1). gnuplot
 renders each figure to SVG and PNG from one generated script, plots.gp, kept
 beside the CSV so that a figure can be restyled and re-rendered by hand
 (`gnuplot plots.gp`).
@@ -11,7 +20,9 @@ With several repetitions a point is the median and the error bar spans
 min..max, so noise is visible instead of averaged away.
 """
 
+import dataclasses
 import os
+import re
 import statistics
 import subprocess
 
@@ -31,29 +42,155 @@ METRICS = (
 )
 
 
+# Extra metrics per workload, beside METRICS (drawn for every closed-loop one).
+TRANSFER_METRICS = (
+    ("gbps", "bytes_per_s", "received GB/s (h2load, frames included)", 1e-9, "Throughput"),
+    ("cpugb", "server_cpu_s_per_gb", "server CPU seconds per GB", 1.0,
+     "Server CPU per GB"),
+)
+CHURN_METRICS = (
+    ("conns", "connections_per_s", "connections/s (one request each)", 1.0,
+     "Connections/s"),
+    ("cpu", "server_cpu_us_per_request", "server CPU time per connection (µs)", 1.0,
+     "Server CPU per connection"),
+)
+OPEN_LOOP_METRICS = (
+    ("p50", "p50_request_us", "p50 request time (µs)", 1.0, "p50 request time"),
+    ("p99", "p99_request_us", "p99 request time (µs)", 1.0, "p99 request time"),
+    ("p999", "p999_request_us", "p99.9 request time (µs)", 1.0, "p99.9 request time"),
+)
+SCALING_METRICS = METRICS[:1] + METRICS[2:3]
+
+
+@dataclasses.dataclass(frozen=True)
+class View:
+    """One family of figures: which rows, which metrics, what x and what key."""
+    prefix: str                 # file-name prefix ("" for hello)
+    heading: str                # figure-title subject, e.g. "download 1MiB"
+    rows: list
+    metrics: tuple
+    x: str                      # CSV column on the x axis
+    xlabel: str
+    key: tuple                  # CSV columns that split figures
+
+
+def workload_of(row):
+    """A row's workload: hello for CSVs from before the column existed."""
+    return row.get("workload") or "hello"
+
+
+def views(rows):
+    """The figure families of rows, in workload order."""
+    threads = {r.get("server_threads") for r in rows if usable(r)}
+    by_load = {}
+    for r in rows:
+        by_load.setdefault((workload_of(r), _variant(r)), []).append(r)
+    out = []
+    for (workload, variant), load_rows in by_load.items():
+        prefix = "" if workload == "hello" else _slug(f"{workload} {variant}".strip()) + "_"
+        heading = f"{workload} {variant}".strip()
+        streams_x = ("streams", "streams per client (h2load -m)")
+        if workload == "churn":
+            out.append(View(prefix, heading, load_rows, CHURN_METRICS, "clients",
+                            "connections per burst (h2load -c N -n N)", ("tls",)))
+        elif workload == "open-loop":
+            fixed = [r for r in load_rows if r.get("load_percent")]
+            closed = [r for r in load_rows if not r.get("load_percent")]
+            out.append(View(prefix, heading, fixed, OPEN_LOOP_METRICS, "load_percent",
+                            "offered load (% of the closed-loop capacity)",
+                            ("tls", "clients", "streams")))
+            out.append(View(prefix + "capacity_", heading + " capacity", closed,
+                            METRICS[:3], *streams_x, ("tls", "clients")))
+        else:
+            metrics = METRICS + (TRANSFER_METRICS if workload in ("download", "upload")
+                                 else ())
+            out.append(View(prefix, heading, load_rows, metrics, *streams_x,
+                            ("tls", "clients")))
+        if len(threads) > 1 and workload != "open-loop":
+            closed = [r for r in load_rows if not r.get("load_percent")]
+            out.append(View(prefix + "scaling_", heading + " scaling", closed,
+                            SCALING_METRICS, "server_threads",
+                            "server threads / workers", ("tls", "clients", "streams")))
+    return out
+
+
+def _variant(row):
+    """The variant a figure family is keyed on (open-loop's levels share one)."""
+    if workload_of(row) == "open-loop":
+        return ""
+    return row.get("workload_variant") or ""
+
+
+def _slug(text):
+    return re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-")
+
+
 def usable(row):
     """Whether a row measured something: finished and with successful requests."""
     return row.get("status") == "ok" and _int(row.get("succeeded")) > 0
 
 
-def group(rows, column):
-    """{(tls, clients): {label: {streams: [values]}}} over usable rows.
+def group(rows, column, x="streams", key=("tls", "clients")):
+    """{key values: {label: {x: [values]}}} over usable rows.
 
     Dicts keep insertion order, so lines appear in the order they were run.
+    With several thread counts among the rows (--scaling), a line's name
+    carries its count unless x is the thread count itself.
     """
+    threads = {r.get("server_threads") for r in rows if usable(r)}
     figures = {}
     for row in rows:
-        if not usable(row) or row.get(column) in (None, ""):
+        if not usable(row) or row.get(column) in (None, "") or row.get(x) in (None, ""):
             continue
-        key = (row["tls"], int(row["clients"]))
-        series = figures.setdefault(key, {}).setdefault(row["label"], {})
-        series.setdefault(int(row["streams"]), []).append(float(row[column]))
+        label = row["label"]
+        if len(threads) > 1 and x != "server_threads":
+            label += f" ({row['server_threads']}T)"
+        k = tuple(_number(row[c]) for c in key)
+        series = figures.setdefault(k, {}).setdefault(label, {})
+        series.setdefault(_number(row[x]), []).append(float(row[column]))
     return figures
 
 
-def figure_name(stem, tls, clients):
+def _number(text):
+    """A key or x cell: an int where it is one ("on" stays text)."""
+    try:
+        return int(text)
+    except (TypeError, ValueError):
+        return text
+
+
+def figure_name(stem, tls, clients, prefix=""):
     """File name (without extension) of one figure."""
-    return f"{stem}_tls-{tls}_c{clients}"
+    return f"{prefix}{stem}_tls-{tls}_c{clients}"
+
+
+def _key_text(view, k):
+    """The figure-splitting values in a file name and a title."""
+    values = dict(zip(view.key, k))
+    name_parts = [f"tls-{values['tls']}"]
+    title_parts = [f"TLS {values['tls']}"]
+    if "clients" in values:
+        c = values["clients"]
+        name_parts.append(f"c{c}")
+        title_parts.append(f"{c} client{'s' if c != 1 else ''}")
+    if "streams" in values:
+        name_parts.append(f"m{values['streams']}")
+        title_parts.append(f"{values['streams']} streams")
+    return "_".join(name_parts), ", ".join(title_parts)
+
+
+def figures(rows):
+    """(name, heading subject, view, metric, series) for every figure, in order."""
+    out = []
+    for view in views(rows):
+        for stem, column, ylabel, scale, title in view.metrics:
+            for k, series in sorted(group(view.rows, column, view.x, view.key).items()):
+                name_text, title_text = _key_text(view, k)
+                name = f"{view.prefix}{stem}_{name_text}"
+                subject = f"{view.heading}: " if view.heading != "hello" else ""
+                out.append((name, f"{subject}{title} - {title_text}", view,
+                            (stem, column, ylabel, scale, title), series))
+    return out
 
 
 def gnuplot_script(rows, machine, date, png_terminal="pngcairo"):
@@ -61,17 +198,15 @@ def gnuplot_script(rows, machine, date, png_terminal="pngcairo"):
     parts = ["# Generated by bench/sweep.py; re-render with: gnuplot plots.gp",
              "set encoding utf8"]
     names = []
-    for stem, column, ylabel, scale, title in METRICS:
-        for (tls, clients), series in sorted(group(rows, column).items()):
-            name = figure_name(stem, tls, clients)
-            names.append(name)
-            heading = (f"{title} vs streams per client - TLS {tls}, "
-                       f"{clients} client{'s' if clients != 1 else ''}\\n{machine}, {date}")
-            parts.append(_figure(name, heading, ylabel, scale, series, png_terminal))
+    for name, heading, view, (_, _, ylabel, scale, _), series in figures(rows):
+        names.append(name)
+        parts.append(_figure(name, f"{heading}\\n{machine}, {date}", ylabel, scale, series,
+                             png_terminal, view.xlabel))
     return "\n".join(parts) + "\n", names
 
 
-def _figure(name, heading, ylabel, scale, series, png_terminal):
+def _figure(name, heading, ylabel, scale, series, png_terminal,
+            xlabel="streams per client (h2load -m)"):
     """One figure: data blocks, axes, then the same plot to SVG and PNG."""
     spread = any(len(v) > 1 for points in series.values() for v in points.values())
     lines, plots = [], []
@@ -91,7 +226,7 @@ def _figure(name, heading, ylabel, scale, series, png_terminal):
     lines += [
         "reset",
         f'set title "{_quote(heading)}" noenhanced',
-        'set xlabel "streams per client (h2load -m)"',
+        f'set xlabel "{xlabel}" noenhanced',
         f'set ylabel "{ylabel}" noenhanced',   # epoll_wait: no subscript
         "set grid",
         # Beside the axes: a key inside would hide the points it names.
@@ -155,22 +290,35 @@ def render(rows, out_dir, machine, date, log=print):
 
 
 def summary_markdown(rows):
-    """Markdown tables of medians: one per (TLS, clients) and metric."""
-    out = []
-    for stem, column, ylabel, scale, title in METRICS:
+    """Markdown tables, a section per workload: one per figure, a cell the
+    median and, over several repetitions, its min–max spread."""
+    out, section = [], None
+    for name, heading, view, (stem, _, _, scale, title), series in figures(rows):
+        if view.heading != section:
+            section = view.heading
+            out.append(f"\n## {section}\n")
         fmt = _thousands if stem == "rps" else _significant
-        for (tls, clients), series in sorted(group(rows, column).items()):
-            labels = list(series)
-            streams = sorted({s for points in series.values() for s in points})
-            out.append(f"\n{title} (median), TLS {tls}, {clients} "
-                       f"client{'s' if clients != 1 else ''}:\n")
-            out.append("| streams | " + " | ".join(labels) + " |")
-            out.append("|---:|" + "---:|" * len(labels))
-            for s in streams:
-                cells = [fmt(statistics.median(series[l][s])) if s in series[l] else "-"
-                         for l in labels]
-                out.append(f"| {s} | " + " | ".join(cells) + " |")
+        labels = list(series)
+        xs = sorted({x for points in series.values() for x in points})
+        out.append(f"\n{heading} (median{', min–max' if _repeated(series) else ''}):\n")
+        out.append(f"| {view.x} | " + " | ".join(labels) + " |")
+        out.append("|---:|" + "---:|" * len(labels))
+        for x in xs:
+            cells = [_cell(series[l][x], fmt) if x in series[l] else "-" for l in labels]
+            out.append(f"| {x} | " + " | ".join(cells) + " |")
     return "\n".join(out).lstrip("\n") + "\n"
+
+
+def _repeated(series):
+    return any(len(v) > 1 for points in series.values() for v in points.values())
+
+
+def _cell(values, fmt):
+    """The median, and min–max when there are several values."""
+    text = fmt(statistics.median(values))
+    if len(values) > 1:
+        text += f" ({fmt(min(values))}–{fmt(max(values))})"
+    return text
 
 
 def _thousands(value):

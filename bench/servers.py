@@ -5,8 +5,10 @@ pinned process with a URL, or raises Unavailable with a one-line reason that
 the harness prints before skipping that configuration (a dispatcher that is
 not built yet, a peer that is not installed).
 
-Every peer serves the same 12 octets "Hello World\\n" at / as h2lab, with one
-worker per server CPU, HTTP/2 over cleartext with prior knowledge (h2c) or
+Every peer serves the same request set with the same octets as h2lab (the
+12 octets "Hello World\\n" at /, h2lab's pattern at /bytes/N from a document
+root that workloads.layout_docroot writes, /echo where the peer can echo),
+with one worker per server thread, HTTP/2 over cleartext with prior knowledge (h2c) or
 over TLS with ALPN h2 and a self-signed certificate the harness makes with
 `openssl req`. Configurations are generated into a temporary directory; the
 system's own (/etc/nginx, /etc/h2o, services) are never touched.
@@ -22,13 +24,18 @@ import subprocess
 import time
 
 import procs
+import workloads
 
 H2LAB = "h2lab"
 DISPATCHERS = ("blocking", "threaded", "epoll", "uring")
 LOOP_DISPATCHERS = ("epoll", "uring")   # the ones --threads applies to
 ENGINES = ("full", "mini", "nghttp2")
-HELLO = b"Hello World\n"
 MAX_STREAMS = 1024   # peers' concurrent stream limit, above the sweep's 120
+# Peers' connection limits and idle timeouts, raised so that the mixed
+# workload's 10,000 idle connections stay open (h2o: 1024 connections, 10 s
+# idle by default; nginx: 512 connections a worker, 3 min idle).
+MAX_CONNECTIONS = 30000
+IDLE_TIMEOUT_S = 3600
 LISTENING = re.compile(r"^h2lab listening on (\S+)")
 
 
@@ -46,6 +53,7 @@ class ServerSpec:
     threads: int = 1            # h2lab --threads; a peer's worker count
     extra_args: tuple = ()      # h2lab only: more command-line flags
     variant: str = ""           # "A" or "B" in --compare
+    cpus: tuple = ()            # CPUs to pin to (--scaling); empty: the launcher's set
 
     @property
     def label(self):
@@ -89,8 +97,11 @@ class Launcher:
     """Starts and stops ServerSpecs: knows the binaries, pinning and paths."""
 
     def __init__(self, registry, h2lab_binary, pin_prefix, workdir, logdir,
-                 startup_timeout=10.0, stop_timeout=5.0, log=print):
+                 startup_timeout=10.0, stop_timeout=5.0, log=print, docroot=None):
         self.registry = registry
+        # One document root for every peer (a 64 MiB file is written once);
+        # without one given, a Hello-only root in workdir, made when needed.
+        self._docroot = docroot
         self.h2lab_binary = h2lab_binary
         self.pin_prefix = list(pin_prefix)
         self.workdir = workdir
@@ -106,11 +117,28 @@ class Launcher:
 
     # -- common -----------------------------------------------------------
 
-    def start(self, spec):
-        """Start spec and wait until it serves; raise Unavailable if it cannot."""
+    def start(self, spec, h2lab_args=()):
+        """Start spec and wait until it serves; raise Unavailable if it cannot.
+
+        h2lab_args: flags a workload needs (mixed: no idle timeout), added to
+        h2lab's command line without changing its label.
+        """
         if spec.server == H2LAB:
-            return self._start_h2lab(spec)
+            return self._start_h2lab(spec, tuple(h2lab_args))
         return self._start_peer(spec)
+
+    @property
+    def docroot(self):
+        if self._docroot is None:
+            self._docroot = workloads.layout_docroot(
+                os.path.join(self.workdir, "htdocs"), [])
+        return self._docroot
+
+    def pin(self, spec):
+        """The taskset prefix of spec: its own CPUs (--scaling) or the launcher's."""
+        if spec.cpus:
+            return ["taskset", "-c", ",".join(str(c) for c in spec.cpus)]
+        return self.pin_prefix
 
     def stop(self, running):
         """Stop a server gracefully (SIGTERM), forcibly after the stop timeout.
@@ -135,14 +163,14 @@ class Launcher:
 
     # -- h2lab ------------------------------------------------------------
 
-    def h2lab_argv(self, spec):
+    def h2lab_argv(self, spec, h2lab_args=()):
         """h2lab's command line for spec (pinning prefix included).
 
         --threads and --tls are left out when the binary's --help does not
         list them (they arrive with later dispatchers); TLS on cannot be
         asked for without the flag, so that configuration is unavailable.
         """
-        argv = self.pin_prefix + [
+        argv = self.pin(spec) + [
             self.h2lab_binary, "--host", "127.0.0.1", "--port", "0",
             "--dispatch", spec.dispatcher, "--engine", spec.engine]
         # h2lab refuses --threads with blocking (one thread) and threaded (one
@@ -153,7 +181,7 @@ class Launcher:
             argv += ["--tls", "on" if spec.tls else "off"]
         elif spec.tls:
             raise Unavailable("this h2lab binary has no --tls flag (see its --help)")
-        return argv + list(spec.extra_args)
+        return argv + list(h2lab_args) + list(spec.extra_args)
 
     def h2lab_supports(self, flag):
         """Whether h2lab's --help lists flag; True when --help says nothing useful."""
@@ -172,9 +200,9 @@ class Launcher:
             self.log(f"note: this h2lab binary has no {flag} flag; it is left out")
         return bool(supported)
 
-    def _start_h2lab(self, spec):
+    def _start_h2lab(self, spec, h2lab_args):
         """Start h2lab; read the URL from its first line of output."""
-        argv = self.h2lab_argv(spec)
+        argv = self.h2lab_argv(spec, h2lab_args)
         out_path, err_path = self._log_paths(spec)
         proc = self._popen(argv, out_path, err_path)
         first = self._wait_ready(proc, "server", "an 'h2lab listening on' line "
@@ -241,8 +269,8 @@ class Launcher:
         peer_dir = os.path.join(self.workdir, f"{peer.name}-tls-{'on' if spec.tls else 'off'}")
         os.makedirs(peer_dir, exist_ok=True)
         os.chmod(peer_dir, 0o755)   # nginx's workers drop to 'nobody'
-        argv = self.pin_prefix + CONFIGURERS[peer.name](
-            binary, peer_dir, port, cert, spec.threads)
+        argv = self.pin(spec) + CONFIGURERS[peer.name](
+            binary, peer_dir, port, cert, spec.threads, self.docroot)
         out_path, err_path = self._log_paths(spec)
         proc = self._popen(argv, out_path, err_path)
         self._wait_ready(proc, peer.name, f"connection accepted on port {port}",
@@ -279,31 +307,24 @@ def _write(path, text, mode=0o644):
     return path
 
 
-def _docroot(peer_dir):
-    """A document root whose index.html is the 12 octets h2lab answers at /."""
-    root = os.path.join(peer_dir, "htdocs")
-    os.makedirs(root, exist_ok=True)
-    os.chmod(root, 0o755)
-    with open(os.path.join(root, "index.html"), "wb") as f:
-        f.write(HELLO)
-    return root
-
-
-def configure_nghttpd(binary, peer_dir, port, cert, workers):
-    """nghttpd serves index.html from a document root; no config file."""
+def configure_nghttpd(binary, peer_dir, port, cert, workers, docroot):
+    """nghttpd serves the document root (index.html at /) and echoes POST
+    bodies (--echo-upload); no config file, no idle timeout."""
     argv = [binary, "-a", "127.0.0.1", "-n", str(workers),
-            "-m", str(MAX_STREAMS), "-d", _docroot(peer_dir)]
+            "-m", str(MAX_STREAMS), "-d", docroot, "--echo-upload"]
     if cert is None:
         return argv + ["--no-tls", str(port)]
     return argv + [str(port), cert[1], cert[0]]
 
 
-def configure_h2o(binary, peer_dir, port, cert, workers):
-    """h2o 2.2: one listener, num-threads workers, index.html from a docroot.
+def configure_h2o(binary, peer_dir, port, cert, workers, docroot):
+    """h2o 2.2: one listener, num-threads workers, the document root, and
+    /echo from an mruby handler (Debian's h2o is built with mruby).
 
     Started as root h2o would switch to 'nobody'; 'user' keeps the current
     user so it can read the temporary directory. OCSP stapling is off (a
-    self-signed certificate has no responder).
+    self-signed certificate has no responder). Connection limit and idle
+    timeout are raised (MAX_CONNECTIONS, IDLE_TIMEOUT_S) for the mixed workload.
     """
     listen = f"    listen:\n      host: 127.0.0.1\n      port: {port}\n"
     if cert is not None:
@@ -312,17 +333,27 @@ def configure_h2o(binary, peer_dir, port, cert, workers):
     user = f"user: {_user_name()}\n" if os.geteuid() == 0 else ""
     conf = (f"{user}num-threads: {workers}\n"
             f"http2-max-concurrent-requests-per-connection: {MAX_STREAMS}\n"
+            f"max-connections: {MAX_CONNECTIONS}\n"
+            f"http2-idle-timeout: {IDLE_TIMEOUT_S}\n"
             f"error-log: {os.path.join(peer_dir, 'error.log')}\n"
             f"hosts:\n  default:\n{listen}"
-            f"    paths:\n      /:\n        file.dir: {_docroot(peer_dir)}\n")
+            f"    paths:\n"
+            f"      /echo:\n        mruby.handler: |\n"
+            f"          Proc.new do |env|\n"
+            f"            [200, {{\"content-type\" => \"application/octet-stream\"}}, "
+            f"[env[\"rack.input\"] ? env[\"rack.input\"].read : \"\"]]\n"
+            f"          end\n"
+            f"      /:\n        file.dir: {docroot}\n")
     path = _write(os.path.join(peer_dir, "h2o.conf"), conf)
     return [binary, "-m", "worker", "-c", path]
 
 
-def configure_nginx(binary, peer_dir, port, cert, workers):
+def configure_nginx(binary, peer_dir, port, cert, workers, docroot):
     """nginx in the foreground with its own prefix, pid, logs and temp paths.
 
-    Answers / from memory with `return 200`. keepalive_requests is raised
+    Answers / from memory with `return 200`, everything else from the
+    document root (sendfile on); it cannot echo a body (no such module in
+    Debian's nginx), so it has no /echo and sits out the upload workload. keepalive_requests is raised
     (default 1000 closes an HTTP/2 connection after 1000 requests and h2load
     stalls); nginx older than 1.19.7 needs http2_max_requests for the same.
     TLS 1.3 is enabled (nginx 1.22's default stops at 1.2) to match h2o and
@@ -331,6 +362,8 @@ def configure_nginx(binary, peer_dir, port, cert, workers):
     for sub in ("logs", "tmp"):
         os.makedirs(os.path.join(peer_dir, sub), exist_ok=True)
     tmp = os.path.join(peer_dir, "tmp")
+    nofile = _nofile_limit()
+    connections = min(MAX_CONNECTIONS, nofile - 100)
     old = _version_tuple(_peer_version(PEERS["nginx"])) < (1, 19, 7)
     listen = f"127.0.0.1:{port} ssl http2" if cert else f"127.0.0.1:{port} http2"
     tls = (f"        ssl_certificate {cert[0]};\n"
@@ -341,7 +374,8 @@ master_process on;
 worker_processes {workers};
 pid {peer_dir}/nginx.pid;
 error_log {peer_dir}/logs/error.log warn;
-events {{ worker_connections 4096; }}
+worker_rlimit_nofile {nofile};
+events {{ worker_connections {connections}; }}
 http {{
     access_log off;
     client_body_temp_path {tmp}/body;
@@ -350,6 +384,9 @@ http {{
     uwsgi_temp_path {tmp}/uwsgi;
     scgi_temp_path {tmp}/scgi;
     keepalive_requests 1000000000;
+    keepalive_timeout {IDLE_TIMEOUT_S}s;
+    http2_idle_timeout {IDLE_TIMEOUT_S}s;
+    sendfile on;
 {"    http2_max_requests 1000000000;" if old else ""}
     http2_max_concurrent_streams {MAX_STREAMS};
     server {{
@@ -357,6 +394,9 @@ http {{
 {tls}        location = / {{
             default_type text/plain;
             return 200 "Hello World\\n";
+        }}
+        location / {{
+            root {docroot};
         }}
     }}
 }}
@@ -391,6 +431,13 @@ def _peer_binary(peer):
     """The peer's executable: on PATH, or in an sbin directory a user's PATH may lack."""
     return shutil.which(peer.binary) or shutil.which(
         peer.binary, path="/usr/sbin:/sbin:/usr/local/sbin")
+
+
+def _nofile_limit():
+    """The hard RLIMIT_NOFILE (what a worker may raise itself to), at most 2^20."""
+    import resource
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    return min(hard if hard != resource.RLIM_INFINITY else 1 << 20, 1 << 20)
 
 
 def _version_tuple(text):
@@ -444,4 +491,6 @@ def _reason(path, limit=300):
                      if l.strip()]
     except OSError:
         return ""
-    return lines[0].strip()[:limit] if lines else ""
+    # h2o opens with "[INFO] raised RLIMIT_NOFILE …": the reason comes after.
+    told = [l for l in lines if not l.startswith("[INFO]")] or lines
+    return told[0].strip()[:limit] if told else ""

@@ -36,6 +36,7 @@ import loadgen
 import plots
 import procs
 import serverstats
+import workloads
 from servers import DISPATCHERS, ENGINES, H2LAB, PEERS, Launcher, ServerSpec, Unavailable
 
 TLS_MODES = ("on", "off")
@@ -49,7 +50,11 @@ DEFAULTS = {
     "duration": 5.0,
     "warmup": 1.0,
     "repetitions": 1,
+    "workloads": "hello",
+    "idle_connections": 10000,
+    "churn_connections": 2000,
 }
+SCALING_THREADS = (1, 2, 4, 8)
 # --smoke: two short cases with whatever h2lab configuration starts first.
 SMOKE = {
     "tls": "off",
@@ -58,14 +63,19 @@ SMOKE = {
     "duration": 1.0,
     "warmup": 0.0,
     "repetitions": 1,
+    "idle_connections": 50,
+    "churn_connections": 50,
 }
 BUSY_MACHINE_PERCENT = 20   # other processes' CPU above this: say so per run
 CSV_COLUMNS = [
-    "started", "mode", "variant", "label", "server", "server_version",
+    "started", "mode", "workload", "workload_variant", "variant", "label", "server",
+    "server_version",
     "dispatcher", "engine", "server_threads", "extra_args", "tls", "clients",
     "streams", "h2load_threads", "repetition", "warmup_s", "duration_s",
     "status", "requests_per_s", "mean_request_us", "min_request_us",
     "max_request_us", "sd_request_us", "p50_request_us", "p99_request_us",
+    "p999_request_us", "body_bytes", "load_percent", "offered_rps", "bytes_per_s",
+    "server_cpu_s_per_gb", "connections_per_s", "idle_connections",
     "requests_total", "succeeded", "failed", "errored", "timeout",
     "status_2xx", "status_4xx", "status_5xx", "traffic_bytes",
     "server_cpu_s", "server_cpu_us_per_request", "server_cpu_percent",
@@ -226,8 +236,21 @@ def parse_args(argv):
                        help="two 1-second cases (1 client, 1 and 10 streams, TLS off) "
                             "with the first h2lab configuration that starts")
     cases.add_argument("--percentiles", action="store_true",
-                       help="p50/p99 request times from h2load --log-file (costs h2load "
-                            "a write per request; off by default)")
+                       help="p50/p99/p99.9 request times from h2load --log-file (costs "
+                            "h2load a write per request; off by default; always on for "
+                            "open-loop)")
+    cases.add_argument("--workloads", type=choice_list(workloads.WORKLOADS), metavar="LIST",
+                       help=f"what is asked for (default: hello; valid: "
+                            f"{', '.join(workloads.WORKLOADS)}; docs/BENCHMARKS.md)")
+    cases.add_argument("--idle-connections", type=positive_int, metavar="N",
+                       help="mixed: idle connections held open meanwhile (default: 10000)")
+    cases.add_argument("--churn-connections", type=positive_int, metavar="N",
+                       help="churn: connections per run, each one request, all started "
+                            "at once (h2load -c N -n N; default: 2000)")
+    cases.add_argument("--scaling", action="store_true",
+                       help=f"run every server at {', '.join(map(str, SCALING_THREADS))} "
+                            "threads/workers (capped to the server CPUs; n threads are "
+                            "pinned to the first n of them)")
     srv = p.add_argument_group("server and pinning")
     srv.add_argument("--server", metavar="PATH",
                      help="h2lab binary (default: //server:main from the runfiles, "
@@ -271,9 +294,10 @@ def parse_args(argv):
     for key, default in DEFAULTS.items():
         if getattr(args, key) is None:
             value = SMOKE.get(key, default) if args.smoke else default
-            if key in ("dispatchers", "engines", "tls"):
+            if key in ("dispatchers", "engines", "tls", "workloads"):
                 value = choice_list({"dispatchers": DISPATCHERS, "engines": ENGINES,
-                                     "tls": TLS_MODES}[key])(value)
+                                     "tls": TLS_MODES,
+                                     "workloads": workloads.WORKLOADS}[key])(value)
             elif key in ("clients", "streams"):
                 value = int_list(value)
             setattr(args, key, value)
@@ -281,6 +305,11 @@ def parse_args(argv):
         p.error("--no-h2lab needs --peers (there would be nothing to measure)")
     if compare and args.smoke:
         p.error("--compare and --smoke do not combine")
+    if compare and (args.scaling or args.workloads != ["hello"]):
+        p.error("--compare measures the hello workload at one thread count: "
+                "--workloads and --scaling do not combine with it")
+    if args.scaling and args.server_threads:
+        p.error("--scaling chooses the thread counts: leave out --server-threads")
     return args
 
 
@@ -486,18 +515,58 @@ def server_threads(args, server_cpus):
     return args.server_threads or max(1, len(server_cpus))
 
 
-def sweep_specs(args, threads):
-    """The configurations of a sweep, grouped by TLS so each figure fills in order."""
+def thread_plan(args, server_cpus):
+    """[(threads, cpus)] per server configuration: one entry, or --scaling's
+    1, 2, 4, 8 capped to the server CPUs (the largest count the set allows is
+    added when it is not a power of two), n threads pinned to the first n CPUs.
+    cpus is () outside --scaling: the launcher's whole server set."""
+    if not args.scaling:
+        return [(server_threads(args, server_cpus), ())]
+    limit = len(server_cpus) or os.cpu_count() or 1
+    counts = sorted({t for t in SCALING_THREADS if t <= limit} | {min(limit, max(SCALING_THREADS))})
+    return [(t, tuple(server_cpus[:t])) for t in counts]
+
+
+def sweep_specs(args, threads, server_cpus=()):
+    """The configurations of a sweep, grouped by TLS so each figure fills in order
+    (with --scaling, each at every thread count of thread_plan)."""
+    plan = thread_plan(args, list(server_cpus)) if args.scaling else [(threads, ())]
     specs = []
     for tls in args.tls:
-        if not args.no_h2lab:
-            for dispatcher in args.dispatchers:
-                for engine in args.engines:
-                    specs.append(ServerSpec(H2LAB, tls == "on", dispatcher, engine,
-                                            threads, tuple(args.server_arg)))
-        for peer in args.peers or []:
-            specs.append(ServerSpec(peer, tls == "on", threads=threads))
+        for count, cpus in plan:
+            if not args.no_h2lab:
+                for dispatcher in args.dispatchers:
+                    for engine in args.engines:
+                        specs.append(ServerSpec(H2LAB, tls == "on", dispatcher, engine,
+                                                count, tuple(args.server_arg), cpus=cpus))
+            for peer in args.peers or []:
+                specs.append(ServerSpec(peer, tls == "on", threads=count, cpus=cpus))
     return specs
+
+
+def loads_of(args):
+    """The workloads' Loads in run order (compare: hello only)."""
+    return [load for name in args.workloads
+            for load in workloads.loads(name, args.idle_connections)]
+
+
+def load_cases(args, load):
+    """(clients, streams) pairs of a load: churn has one, its connection count."""
+    if load.one_request_per_connection:
+        return [(args.churn_connections, 1)]
+    return cases_of(args)
+
+
+def runs_per_case(load):
+    """open-loop: a closed-loop capacity run, then one per load level."""
+    return 1 + len(workloads.OPEN_LOOP_PERCENTS) if load.open_loop else 1
+
+
+def spec_sits_out(spec, load):
+    """Why spec cannot serve load ("" if it can): nginx has no echo."""
+    if load.upload_bytes and spec.server == "nginx":
+        return "nginx cannot echo a request body (no echo module in Debian's nginx)"
+    return ""
 
 
 def compare_pairs(args, threads):
@@ -530,14 +599,19 @@ def _apply_variant(side, name, tls, dispatcher, engine, threads, server_args):
 
 def planned_runs(args, specs, pairs):
     """How many h2load runs the plan holds (--smoke: one h2lab config per TLS mode)."""
-    per_config = len(cases_of(args)) * args.repetitions
     if pairs:
-        return len(pairs) * per_config * 2
-    configs = len(specs)
-    if args.smoke:
-        configs = sum(1 for s in specs if s.server != H2LAB) + (
-            0 if args.no_h2lab else len(args.tls))
-    return configs * per_config
+        return len(pairs) * len(cases_of(args)) * args.repetitions * 2
+    total = 0
+    for load in loads_of(args):
+        per_config = len(load_cases(args, load)) * args.repetitions * runs_per_case(load)
+        configs = [s for s in specs if not spec_sits_out(s, load)]
+        count = len(configs)
+        if args.smoke:
+            count = sum(1 for s in configs if s.server != H2LAB) + (
+                0 if args.no_h2lab else
+                len({(s.tls, s.threads) for s in configs if s.server == H2LAB}))
+        total += count * per_config
+    return total
 
 
 def cases_of(args):
@@ -623,6 +697,7 @@ class Context:
         self.out_dir = out_dir
         self.work_dir = work_dir
         self.mode = mode
+        self.idle = None     # mixed: the idle connections held during its runs
         self.rows = []
         self.skipped = []
         self.notes = []
@@ -736,32 +811,69 @@ def wait_for_quiet(limit, log):
             announced = True
 
 
-def measure(ctx, running, clients, streams, repetition):
-    """One h2load run against a running server: returns the CSV row."""
+HELLO_LOAD = workloads.Load("hello")
+
+
+def measure_case(ctx, running, load, clients, streams, repetition):
+    """The runs of one case of a load: one row, or open-loop's capacity row
+    and a row per OPEN_LOOP_PERCENTS level (h2load --rps per client)."""
+    rows = [measure(ctx, running, clients, streams, repetition, load)]
+    if not load.open_loop:
+        return rows
+    rows[0]["workload_variant"] = "capacity"
+    capacity = float(rows[0]["requests_per_s"] or 0) if rows[0]["status"] == "ok" else 0
+    if capacity <= 0:
+        ctx.note(f"note: open-loop {rows[0]['label']} c={clients} m={streams}: no "
+                 "capacity measured, so no fixed-rate runs")
+        return rows
+    for percent_ in workloads.OPEN_LOOP_PERCENTS:
+        rps = max(1, round(capacity * percent_ / 100 / clients))
+        rows.append(measure(ctx, running, clients, streams, repetition, load,
+                            rps=rps, load_percent=percent_))
+    return rows
+
+
+def measure(ctx, running, clients, streams, repetition, load=HELLO_LOAD, rps=None,
+            load_percent=None):
+    """One h2load run of load against a running server: returns the CSV row.
+
+    rps: open-loop's requests/s per client (h2load --rps), with
+    load_percent the share of capacity it stands for; the request times'
+    quantiles are then read from h2load's --log-file.
+    """
     args = ctx.args
     quiet_note = wait_for_quiet(args.wait_for_quiet, ctx.note)
     threads = min(max(1, len(ctx.client_cpus)), clients)
     log_file = (os.path.join(ctx.work_dir, "h2load-requests.log")
-                if args.percentiles else None)
+                if args.percentiles or rps else None)
+    url, extra = request_args(ctx, running, load, rps)
+    churn = load.one_request_per_connection
     argv = taskset(ctx.client_cpus) + loadgen.h2load_argv(
-        args.h2load, running.url, clients, streams, threads, args.duration,
-        args.warmup, log_file)
+        args.h2load, url, clients, streams, threads, args.duration,
+        args.warmup, log_file, extra, requests=clients if churn else None)
     # Forked workers may have been replaced since the last run; read the tree
     # outside the measured window.
     running.pids = procs.descendants(running.proc.pid)
     sampler = stats_sampler(ctx, running)
     try:
-        text, window = loadgen.run(ctx.registry, argv, running.pids,
-                                   timeout=args.warmup + args.duration + 30,
-                                   on_phase=sampler.on_phase if sampler else None)
+        if churn:
+            texts, window = loadgen.run_bursts(ctx.registry, argv, running.pids,
+                                               args.duration, timeout=30 + clients / 50)
+        else:
+            text, window = loadgen.run(ctx.registry, argv, running.pids,
+                                       timeout=args.warmup + args.duration + 30,
+                                       on_phase=sampler.on_phase if sampler else None)
+            texts = [text]
         stats, stats_note = read_server_stats(sampler, window)
     finally:
         if sampler:
             sampler.close()
     rss, hwm = procs.memory_kb(running.pids)
-    result = loadgen.parse(text)
+    text = "".join(texts)
+    result = loadgen.combine([loadgen.parse(t) for t in texts])
     if log_file and os.path.exists(log_file):
-        result["p50_request_us"], result["p99_request_us"] = loadgen.percentiles(log_file)
+        (result["p50_request_us"], result["p99_request_us"],
+         result["p999_request_us"]) = loadgen.percentiles(log_file, workloads.QUANTILES)
         os.remove(log_file)
     ctx.log_h2load(argv, text)
 
@@ -777,7 +889,9 @@ def measure(ctx, running, clients, streams, repetition):
     spec = running.spec
     row = {
         "started": datetime.datetime.now().isoformat(timespec="seconds"),
-        "mode": ctx.mode, "variant": spec.variant, "label": row_label(running),
+        "mode": ctx.mode, "workload": load.workload,
+        "workload_variant": f"{load_percent}%" if load_percent else load.variant,
+        "variant": spec.variant, "label": row_label(running),
         "server": spec.server, "server_version": running.version,
         "dispatcher": spec.dispatcher, "engine": spec.engine,
         "server_threads": spec.threads, "extra_args": shlex.join(spec.extra_args),
@@ -797,12 +911,48 @@ def measure(ctx, running, clients, streams, repetition):
         "server_cmd": shlex.join(running.argv), "h2load_cmd": shlex.join(argv),
         "note": note,
     }
+    row.update(workload_columns(load, result, cpu_s, clients, rps, load_percent,
+                                ctx.idle.still_open() if ctx.idle else None))
     row.update(stats)
     for column in CSV_COLUMNS:
         if column not in row:
             value = result.get(column, "")
             row[column] = f"{value:.2f}" if isinstance(value, float) else value
     return row
+
+
+def request_args(ctx, running, load, rps):
+    """(URL, extra h2load arguments) for load: one path is put in the URL,
+    several go to an h2load -i list (written for this server's URL)."""
+    url, uri_file = running.url, None
+    if len(load.paths) > 1:
+        uri_file = workloads.write_uri_file(os.path.join(ctx.work_dir, "uris.txt"),
+                                            running.url, load.paths)
+    elif load.paths != ("/",):
+        url = running.url.rstrip("/") + load.paths[0]
+    upload = None
+    if load.upload_bytes:
+        upload = os.path.join(ctx.work_dir, f"upload-{load.upload_bytes}")
+        if not os.path.exists(upload):
+            workloads.write_upload_file(upload, load.upload_bytes)
+    return url, workloads.h2load_extra(load, uri_file, upload, rps)
+
+
+def workload_columns(load, result, cpu_s, clients, rps, load_percent, idle_open):
+    """The workload-specific CSV cells of one run (empty where they do not apply)."""
+    bytes_per_s = result.get("bytes_per_s")
+    seconds_ = result.get("finished_s")
+    succeeded = result.get("succeeded", 0)
+    cells = {"body_bytes": load.body_bytes or "", "load_percent": load_percent or "",
+             "offered_rps": rps * clients if rps else "",
+             "bytes_per_s": f"{bytes_per_s:.0f}" if bytes_per_s is not None else "",
+             "server_cpu_s_per_gb": "", "connections_per_s": "",
+             "idle_connections": idle_open if idle_open is not None else ""}
+    if load.body_bytes and bytes_per_s and seconds_:
+        cells["server_cpu_s_per_gb"] = f"{cpu_s / (bytes_per_s * seconds_ / 1e9):.4f}"
+    if load.one_request_per_connection and seconds_:
+        cells["connections_per_s"] = f"{succeeded / seconds_:.1f}"
+    return cells
 
 
 def percent(seconds, wall):
@@ -819,16 +969,43 @@ def row_label(running):
     return f"{running.spec.label} {running.version}"
 
 
-def start_or_skip(ctx, spec, progress, runs):
-    """Start spec, or print why it is skipped and take its runs off the total."""
+def start_or_skip(ctx, spec, progress, runs, load=HELLO_LOAD):
+    """Start spec for load, or print why it is skipped and take its runs off.
+
+    The server's answer to the load's sample path is compared byte for byte
+    with h2lab's routes (workloads.check_content): a server that answers
+    other octets is skipped, as one that cannot start.
+    """
+    tls = "on" if spec.tls else "off"
     try:
-        return ctx.launcher.start(spec)
+        running = ctx.launcher.start(spec, h2lab_load_args(ctx.args, load))
     except Unavailable as e:
-        tls = "on" if spec.tls else "off"
         ctx.note(f"skip {spec.label} tls={tls}: {e}")
-        ctx.skipped.append({"label": spec.label, "tls": tls, "reason": str(e)})
+        ctx.skipped.append({"label": spec.label, "tls": tls, "workload": load.workload,
+                            "reason": str(e)})
         progress.skip(runs)
         return None
+    difference = workloads.check_content(
+        running.url, workloads.sample_path(load),
+        workloads.pattern(4096) if load.upload_bytes else b"")
+    if difference:
+        stop_server(ctx, running)
+        ctx.note(f"skip {spec.label} tls={tls} for {load.workload}: {difference}")
+        ctx.skipped.append({"label": spec.label, "tls": tls,
+                            "workload": load.workload, "reason": difference})
+        progress.skip(runs)
+        return None
+    return running
+
+
+def h2lab_load_args(args, load):
+    """h2lab flags a load needs: mixed holds idle connections, so no idle
+    timeout, no minimum progress and room for them and the active clients."""
+    if not load.idle_connections:
+        return ()
+    room = load.idle_connections + max(args.clients) + 1000
+    return ("--idle-timeout", "3600000", "--min-progress-window", "0",
+            "--max-connections", str(room))
 
 
 def stop_server(ctx, running):
@@ -840,59 +1017,92 @@ def stop_server(ctx, running):
 
 
 def run_sweep(ctx, specs, progress):
-    """Every case and repetition against each spec, one server process per spec.
+    """Every load, then every spec, case and repetition: one server process per
+    (load, spec), so a load's server flags (mixed) apply to it alone.
 
     A server that dies mid-sweep is restarted for the next run (its row says
     so); one that cannot be restarted loses its remaining runs.
     """
+    for load in loads_of(ctx.args):
+        chosen = set()   # --smoke: (TLS, threads) that already have an h2lab config
+        for spec in specs:
+            why = spec_sits_out(spec, load)
+            if why:
+                ctx.note(f"skip {spec.label} for {load.workload}: {why}")
+                continue
+            if ctx.args.smoke and spec.server == H2LAB and (spec.tls, spec.threads) in chosen:
+                continue
+            if run_load(ctx, spec, load, progress) and spec.server == H2LAB:
+                chosen.add((spec.tls, spec.threads))
+
+
+def run_load(ctx, spec, load, progress):
+    """Every case of load against spec; returns whether the server started."""
     args = ctx.args
-    cases = cases_of(args)
-    runs_per_spec = len(cases) * args.repetitions
-    chosen = set()   # --smoke: TLS modes that already have an h2lab configuration
-    for spec in specs:
-        if args.smoke and spec.server == H2LAB and spec.tls in chosen:
-            continue
-        # --smoke plans one h2lab configuration per TLS mode, not each candidate.
-        smoke_candidate = args.smoke and spec.server == H2LAB
-        running = start_or_skip(ctx, spec, progress,
-                                0 if smoke_candidate else runs_per_spec)
-        if running is None:
-            continue
-        if smoke_candidate:
-            chosen.add(spec.tls)
-            ctx.note(f"smoke: using {spec.label}")
-        left = runs_per_spec
-        noted_one_at_a_time = False
-        try:
-            for clients, streams in cases:
-                if clients > 1 and serves_one_client_at_a_time(spec):
-                    # h2load's timed mode (-D) waits for every client, and
-                    # `blocking` serves the second only when the first
-                    # leaves: the run could only end by the watchdog.
-                    if not noted_one_at_a_time:
-                        ctx.note(f"skip {spec.label} tls={'on' if spec.tls else 'off'} with "
-                                 "more than 1 client: it serves one client at a time, which "
-                                 "h2load's timed mode cannot measure")
-                        noted_one_at_a_time = True
-                    progress.skip(args.repetitions)
-                    left -= args.repetitions
-                    continue
-                for rep in range(1, args.repetitions + 1):
-                    if running.proc.poll() is not None:
-                        ctx.note(f"note: {spec.label} died (code "
-                                 f"{running.proc.returncode}); restarting it")
-                        running = start_or_skip(ctx, spec, progress, left)
-                        if running is None:
-                            raise _GiveUp()
-                    row = measure(ctx, running, clients, streams, rep)
+    cases = load_cases(args, load)
+    per_case = args.repetitions * runs_per_case(load)
+    runs_per_spec = len(cases) * per_case
+    # --smoke plans one h2lab configuration per TLS mode, not each candidate.
+    smoke_candidate = args.smoke and spec.server == H2LAB
+    running = start_or_skip(ctx, spec, progress, 0 if smoke_candidate else runs_per_spec,
+                            load)
+    if running is None:
+        return False
+    if smoke_candidate:
+        ctx.note(f"smoke: using {spec.label} for {load.workload}")
+    left = runs_per_spec
+    noted_one_at_a_time = False
+    try:
+        hold_idle_connections(ctx, running, load)
+        for clients, streams in cases:
+            if clients > 1 and serves_one_client_at_a_time(spec):
+                # h2load's timed mode (-D) waits for every client, and
+                # `blocking` serves the second only when the first
+                # leaves: the run could only end by the watchdog.
+                if not noted_one_at_a_time:
+                    ctx.note(f"skip {spec.label} tls={'on' if spec.tls else 'off'} with "
+                             "more than 1 client: it serves one client at a time, which "
+                             "h2load's timed mode cannot measure")
+                    noted_one_at_a_time = True
+                progress.skip(per_case)
+                left -= per_case
+                continue
+            for rep in range(1, args.repetitions + 1):
+                if running.proc.poll() is not None:
+                    ctx.note(f"note: {spec.label} died (code "
+                             f"{running.proc.returncode}); restarting it")
+                    release_idle_connections(ctx)
+                    running = start_or_skip(ctx, spec, progress, left, load)
+                    if running is None:
+                        raise _GiveUp()
+                    hold_idle_connections(ctx, running, load)
+                for row in measure_case(ctx, running, load, clients, streams, rep):
                     ctx.record(row)
                     progress.report(row)
                     left -= 1
-        except _GiveUp:
-            continue
-        finally:
-            if running is not None:
-                stop_server(ctx, running)
+    except _GiveUp:
+        pass
+    finally:
+        release_idle_connections(ctx)
+        if running is not None:
+            stop_server(ctx, running)
+    return True
+
+
+def hold_idle_connections(ctx, running, load):
+    """mixed: open load.idle_connections idle connections to the server first."""
+    if not load.idle_connections:
+        return
+    started = time.monotonic()
+    ctx.idle = workloads.IdleConnections(running.url, load.idle_connections)
+    ctx.note(f"mixed: {len(ctx.idle.conns)} idle connections open to {running.spec.label} "
+             f"in {time.monotonic() - started:.1f} s")
+
+
+def release_idle_connections(ctx):
+    if ctx.idle:
+        ctx.idle.close()
+        ctx.idle = None
 
 
 def serves_one_client_at_a_time(spec):
@@ -1088,15 +1298,19 @@ def dry_run(args, specs, pairs, server_cpus, client_cpus, binary):
     """Print what a run would do, without starting anything."""
     cases = cases_of(args)
     per_run = args.warmup + args.duration + 0.3
+    runs = planned_runs(args, specs, pairs)
     if pairs:
-        runs = len(pairs) * len(cases) * args.repetitions * 2
         for a, b in pairs:
             print(f"pair: A = {a.label} (tls {'on' if a.tls else 'off'})  "
                   f"B = {b.label} (tls {'on' if b.tls else 'off'})")
     else:
-        runs = len(specs) * len(cases) * args.repetitions
         for spec in specs:
-            print(f"server: {spec.label} tls={'on' if spec.tls else 'off'}")
+            pin = f" cpus={cpus_text(spec.cpus)}" if spec.cpus else ""
+            print(f"server: {spec.label} tls={'on' if spec.tls else 'off'} "
+                  f"threads={spec.threads}{pin}")
+        print("workloads: " + ", ".join(
+            load.workload + (f" {load.variant}" if load.variant else "")
+            for load in loads_of(args)))
     print(f"cases (clients x streams): {len(cases)}; repetitions: {args.repetitions}; "
           f"runs: {runs}; at most about {_duration_text(runs * per_run)}")
     example = ServerSpec(H2LAB, False, args.dispatchers[0], args.engines[0],
@@ -1124,7 +1338,7 @@ def run(args, registry):
         "peer" not in parse_variant(v) for v in args.compare))
     binary = user_path(args.server) if args.server else default_server()
     pairs = compare_pairs(args, threads) if args.compare else []
-    specs = [] if args.compare else sweep_specs(args, threads)
+    specs = [] if args.compare else sweep_specs(args, threads, server_cpus)
     if args.dry_run:
         return dry_run(args, specs, pairs, server_cpus, client_cpus, binary)
     if needs_h2lab and (binary is None or not os.access(binary, os.X_OK)):
@@ -1162,10 +1376,18 @@ def run(args, registry):
     write_json(os.path.join(out_dir, "meta.json"), meta)
 
     interrupted = False
+    if "mixed" in args.workloads:
+        warning = workloads.raise_fd_limit(2 * args.idle_connections + max(args.clients) + 200)
+        if warning:
+            print(f"warning: {warning}", flush=True)
+            meta["pinning"]["warnings"].append(warning)
     with tempfile.TemporaryDirectory(prefix="h2lab-bench-") as work_dir:
+        os.chmod(work_dir, 0o755)   # nginx's workers (nobody) read the docroot below it
+        # The peers' document root: every path the loads ask for, h2lab's octets.
+        docroot = workloads.layout_docroot(os.path.join(work_dir, "htdocs"), loads_of(args))
         launcher = Launcher(registry, binary, taskset(server_cpus), work_dir,
                             os.path.join(out_dir, "logs"), args.startup_timeout,
-                            args.stop_timeout)
+                            args.stop_timeout, docroot=docroot)
         ctx = Context(args, registry, launcher, server_cpus, client_cpus, out_dir,
                       work_dir, meta["mode"])
         launcher.log = ctx.note

@@ -24,6 +24,7 @@ import procs  # noqa: E402
 import serverstats  # noqa: E402
 import servers  # noqa: E402
 import sweep  # noqa: E402
+import workloads  # noqa: E402
 
 H2LOAD_OUTPUT = """\
 starting benchmark...
@@ -266,19 +267,36 @@ class LauncherTest(unittest.TestCase):
 
     def test_peer_configs(self):
         with tempfile.TemporaryDirectory() as d:
-            argv = servers.configure_nginx("nginx", d, 1234, ("c.pem", "k.pem"), 1)
+            root = workloads.layout_docroot(os.path.join(d, "htdocs"), [])
+            argv = servers.configure_nginx("nginx", d, 1234, ("c.pem", "k.pem"), 1, root)
             conf = _read(argv[argv.index("-c") + 1])
             self.assertIn("listen 127.0.0.1:1234 ssl http2;", conf)
             self.assertIn("keepalive_requests 1000000000;", conf)
             self.assertIn('return 200 "Hello World\\n";', conf)
-            argv = servers.configure_h2o("h2o", d, 1234, None, 1)
+            self.assertIn(f"root {root};", conf)
+            argv = servers.configure_h2o("h2o", d, 1234, None, 1, root)
             conf = _read(argv[-1])
             self.assertIn("num-threads: 1", conf)
+            self.assertIn(f"file.dir: {root}", conf)
+            self.assertIn("mruby.handler", conf)       # /echo
+            self.assertIn(f"max-connections: {servers.MAX_CONNECTIONS}", conf)
             self.assertNotIn("ssl:", conf)
-            argv = servers.configure_nghttpd("nghttpd", d, 1234, None, 1)
+            argv = servers.configure_nghttpd("nghttpd", d, 1234, None, 1, root)
             self.assertEqual(argv[-2:], ["--no-tls", "1234"])
-            with open(os.path.join(d, "htdocs", "index.html"), "rb") as f:
+            self.assertIn("--echo-upload", argv)
+            with open(os.path.join(root, "index.html"), "rb") as f:
                 self.assertEqual(f.read(), b"Hello World\n")
+
+    def test_scaling_pins_each_thread_count_to_its_cpus(self):
+        with tempfile.TemporaryDirectory() as d:
+            launcher = servers.Launcher(None, "main", ["taskset", "-c", "0-3"], d, d,
+                                        log=lambda text: None)
+            spec = servers.ServerSpec("h2lab", False, "epoll", "full", 2, cpus=(0, 1))
+            self.assertEqual(launcher.pin(spec), ["taskset", "-c", "0,1"])
+            self.assertEqual(launcher.pin(servers.ServerSpec("h2o", False)),
+                             ["taskset", "-c", "0-3"])
+            argv = launcher.h2lab_argv(spec, ("--idle-timeout", "1"))
+            self.assertEqual(argv[-2:], ["--idle-timeout", "1"])
 
 
 # /stats bodies as h2lab renders them (server/stats.cc), "threads" emptied.
@@ -658,6 +676,194 @@ class CompareAndPlotTest(unittest.TestCase):
             self.assertEqual(len(files), 6)
             for path in files:
                 self.assertGreater(os.path.getsize(path), 1000, path)
+
+
+
+class WorkloadsTest(unittest.TestCase):
+    def test_option_names_valid_workloads(self):
+        self.assertEqual(sweep.parse_args([]).workloads, ["hello"])
+        args = sweep.parse_args(["--workloads", "download,churn,download"])
+        self.assertEqual(args.workloads, ["download", "churn"])
+        err = io.StringIO()
+        with contextlib.redirect_stderr(err), self.assertRaises(SystemExit):
+            sweep.parse_args(["--workloads", "hello,video"])
+        self.assertIn("invalid choice 'video' (valid: hello, varied, browser, download, "
+                      "upload, churn, mixed, open-loop)", err.getvalue())
+        smoke = sweep.parse_args(["--smoke", "--workloads", "mixed"])
+        self.assertEqual((smoke.idle_connections, smoke.churn_connections), (50, 50))
+        with contextlib.redirect_stderr(io.StringIO()), self.assertRaises(SystemExit):
+            sweep.parse_args(["--compare", "", "--uring-sqpoll", "--workloads", "churn"])
+
+    def test_loads(self):
+        names = [(l.workload, l.variant) for name in workloads.WORKLOADS
+                 for l in workloads.loads(name, 123)]
+        self.assertEqual(names, [
+            ("hello", ""), ("varied", ""), ("browser", ""), ("download", "16KiB"),
+            ("download", "1MiB"), ("download", "64MiB"), ("upload", "1MiB"),
+            ("churn", ""), ("mixed", "123 idle"), ("open-loop", "")])
+        with self.assertRaises(ValueError):
+            workloads.loads("video")
+
+    def test_varied_paths_are_distinct_and_routed_like_root(self):
+        paths = workloads.varied_paths()
+        self.assertEqual(len(set(paths)), workloads.VARIED_PATHS)
+        self.assertTrue(all(workloads.expected_body(p) == workloads.HELLO for p in paths))
+        with tempfile.TemporaryDirectory() as d:
+            path = workloads.write_uri_file(os.path.join(d, "u"), "http://h:1/", paths[:3])
+            self.assertEqual(_read(path), "http://h:1/?v=0\nhttp://h:1/?v=1\nhttp://h:1/?v=2\n")
+
+    def test_browser_page(self):
+        sizes = workloads.browser_sizes()
+        self.assertEqual(sizes, workloads.browser_sizes())          # deterministic
+        self.assertEqual(len(set(sizes)), workloads.BROWSER_RESOURCES)
+        self.assertTrue(500_000 < sum(sizes) < 5_000_000, sum(sizes))
+        headers = dict(workloads.BROWSER_HEADERS)
+        self.assertTrue(900 <= len(headers["cookie"]) <= 1300, len(headers["cookie"]))
+        for name in ("user-agent", "accept", "accept-encoding", "accept-language",
+                     "sec-fetch-dest", "sec-fetch-mode", "sec-fetch-site", "sec-ch-ua"):
+            self.assertIn(name, headers)
+        (load,) = workloads.loads("browser")
+        extra = workloads.h2load_extra(load, "uris")
+        self.assertEqual(extra.count("-H"), len(workloads.BROWSER_HEADERS))
+        self.assertEqual(extra[-2:], ["-i", "uris"])
+
+    def test_pattern_is_h2labs(self):
+        # proto/routes.h: kPatternAlphabet, repeating at every offset.
+        self.assertEqual(workloads.pattern(40), b"abcdefghijklmnopqrstuvwxyz0123456789\nabc")
+        self.assertEqual(workloads.expected_body("/bytes/5"), b"abcde")
+        self.assertEqual(workloads.expected_body("/echo", b"xy"), b"xy")
+        self.assertIsNone(workloads.expected_body("/stats"))
+
+    def test_docroot_holds_the_same_octets(self):
+        size = 3 * (1 << 20) + 5       # several write blocks: the phase must carry over
+        load = workloads.Load("download", paths=(f"/bytes/{size}",), body_bytes=size)
+        with tempfile.TemporaryDirectory() as d:
+            root = workloads.layout_docroot(os.path.join(d, "r"), [load] + workloads.loads(
+                "browser"))
+            with open(os.path.join(root, "bytes", str(size)), "rb") as f:
+                self.assertEqual(f.read(), workloads.pattern(size))
+            with open(os.path.join(root, "index.html"), "rb") as f:
+                self.assertEqual(f.read(), workloads.HELLO)
+            self.assertEqual(len(os.listdir(os.path.join(root, "bytes"))),
+                             workloads.BROWSER_RESOURCES + 1)
+            upload = workloads.write_upload_file(os.path.join(d, "up"), 1000)
+            self.assertEqual(_read(upload).encode(), workloads.pattern(1000))
+
+    def test_body_difference(self):
+        self.assertEqual(workloads.body_difference(b"abc", b"abc", "/x"), "")
+        self.assertIn("first difference at octet 1",
+                      workloads.body_difference(b"abc", b"axc", "/x"))
+        self.assertIn("2 octets, expected 3", workloads.body_difference(b"abc", b"ab", "/x"))
+
+    def test_sample_path(self):
+        (small, big, _), = [workloads.loads("download")]
+        self.assertEqual(workloads.sample_path(small), "/bytes/16384")
+        self.assertEqual(workloads.sample_path(workloads.loads("hello")[0]), "/")
+        browser = workloads.loads("browser")[0]
+        self.assertLessEqual(len(workloads.expected_body(workloads.sample_path(browser))),
+                             1 << 20)
+
+    def test_h2load_argv_for_churn_and_extras(self):
+        argv = loadgen.h2load_argv("h2load", "http://x/", 50, 1, 1, 5, 1,
+                                   extra=["-d", "f"], requests=50)
+        self.assertEqual(argv, ["h2load", "-c", "50", "-m", "1", "-t", "1", "-n", "50",
+                                "-d", "f", "http://x/"])
+        load = workloads.Load("open-loop", open_loop=True)
+        self.assertEqual(workloads.h2load_extra(load, rps=250), ["--rps", "250"])
+
+    def test_parse_bytes_per_second_and_combine(self):
+        r = loadgen.parse(H2LOAD_OUTPUT)
+        self.assertAlmostEqual(r["bytes_per_s"], 4.83 * (1 << 20))
+        self.assertEqual(r["finished_s"], 3.0)
+        both = loadgen.combine([r, dict(r, succeeded=100, finished_s=1.0, bytes_per_s=0.0)])
+        self.assertEqual(both["succeeded"], 247300)
+        self.assertAlmostEqual(both["requests_per_s"], 247300 / 4.0)
+        self.assertAlmostEqual(both["bytes_per_s"], 4.83 * (1 << 20) * 3 / 4)
+
+    def test_workload_columns(self):
+        download = workloads.loads("download")[1]
+        cells = sweep.workload_columns(download, {"bytes_per_s": 2e9, "finished_s": 2.0,
+                                                  "succeeded": 3800}, 2.0, 5, None, None, None)
+        self.assertEqual(cells["server_cpu_s_per_gb"], "0.5000")   # 2 s for 4 GB
+        self.assertEqual(cells["connections_per_s"], "")
+        churn = workloads.loads("churn")[0]
+        cells = sweep.workload_columns(churn, {"finished_s": 0.5, "succeeded": 1000},
+                                       0.1, 1000, None, None, None)
+        self.assertEqual(cells["connections_per_s"], "2000.0")
+        cells = sweep.workload_columns(HELLO, {}, 0.1, 4, 250, 50, 9999)
+        self.assertEqual((cells["offered_rps"], cells["load_percent"],
+                          cells["idle_connections"]), (1000, 50, 9999))
+        for column in ("workload", "workload_variant", "bytes_per_s", "server_cpu_s_per_gb",
+                       "connections_per_s", "p999_request_us", "offered_rps",
+                       "idle_connections"):
+            self.assertIn(column, sweep.CSV_COLUMNS)
+
+    def test_mixed_server_flags(self):
+        args = sweep.parse_args(["--clients", "1,100"])
+        self.assertEqual(sweep.h2lab_load_args(args, HELLO), ())
+        flags = sweep.h2lab_load_args(args, workloads.loads("mixed", 10000)[0])
+        self.assertEqual(flags[flags.index("--max-connections") + 1], "11100")
+        self.assertIn("--idle-timeout", flags)
+
+    def test_scaling_plan(self):
+        args = sweep.parse_args(["--scaling"])
+        self.assertEqual(sweep.thread_plan(args, list(range(16))),
+                         [(1, (0,)), (2, (0, 1)), (4, (0, 1, 2, 3)),
+                          (8, tuple(range(8)))])
+        self.assertEqual([t for t, _ in sweep.thread_plan(args, [0, 1, 2])], [1, 2, 3])
+        self.assertEqual(sweep.thread_plan(args, [5]), [(1, (5,))])
+        self.assertEqual(sweep.thread_plan(sweep.parse_args([]), [0, 1]), [(2, ())])
+        specs = sweep.sweep_specs(sweep.parse_args(
+            ["--scaling", "--dispatchers", "epoll", "--engines", "full", "--tls", "off",
+             "--peers", "h2o"]), 1, [0, 1])
+        self.assertEqual([(s.server, s.threads, s.cpus) for s in specs],
+                         [("h2lab", 1, (0,)), ("h2o", 1, (0,)),
+                          ("h2lab", 2, (0, 1)), ("h2o", 2, (0, 1))])
+        with contextlib.redirect_stderr(io.StringIO()), self.assertRaises(SystemExit):
+            sweep.parse_args(["--scaling", "--server-threads", "2"])
+
+    def test_planned_runs(self):
+        args = sweep.parse_args(["--workloads", "hello,upload,churn,open-loop", "--peers",
+                                 "nginx", "--dispatchers", "epoll", "--engines", "full",
+                                 "--tls", "off", "--clients", "1,5", "--streams", "1"])
+        specs = sweep.sweep_specs(args, 1)
+        # hello 2 servers x 2 cases, upload without nginx, churn 1 case, open-loop 4 runs.
+        self.assertEqual(sweep.planned_runs(args, specs, []), 4 + 2 + 2 + 2 * 2 * 4)
+
+
+class WorkloadPlotTest(unittest.TestCase):
+    def test_figures_per_workload(self):
+        rows = [dict(_row("h2lab epoll/full", "", s, 1, 1000 * s, 2.0), workload="download",
+                     workload_variant="1MiB", bytes_per_s=str(1e9 * s),
+                     server_cpu_s_per_gb="0.5") for s in (1, 10)]
+        rows += [dict(_row("h2o 2.2.5", "", 1, 1, 500, 3.0), workload="churn", clients="200",
+                      connections_per_s="2000")]
+        rows += [dict(_row("h2o 2.2.5", "", 10, 1, 500, 3.0), workload="open-loop",
+                      workload_variant=f"{p}%", load_percent=str(p), p50_request_us="50",
+                      p99_request_us="90", p999_request_us="120") for p in (25, 50)]
+        rows += [dict(_row("h2o 2.2.5", "", 10, 1, 2000, 3.0), workload="open-loop",
+                      workload_variant="capacity")]
+        _, names = plots.gnuplot_script(rows, "CPU", "2026-01-01 00:00")
+        self.assertIn("download-1MiB_gbps_tls-off_c1", names)
+        self.assertIn("download-1MiB_cpugb_tls-off_c1", names)
+        self.assertIn("churn_conns_tls-off", names)
+        self.assertIn("open-loop_p99_tls-off_c1_m10", names)
+        self.assertIn("open-loop_capacity_rps_tls-off_c1", names)
+        summary = plots.summary_markdown(rows)
+        for section in ("## download 1MiB", "## churn", "## open-loop"):
+            self.assertIn(section, summary)
+
+    def test_spread_and_threads(self):
+        rows = [dict(_row("h2lab epoll/full", "", 10, r, 1000 * r, 2.0), server_threads=t)
+                for r in (1, 2, 3) for t in ("1", "2")]
+        summary = plots.summary_markdown(rows)
+        self.assertIn("| 10 | 2.0k (1.0k–3.0k) | 2.0k (1.0k–3.0k) |", summary)
+        self.assertIn("h2lab epoll/full (2T)", summary)
+        _, names = plots.gnuplot_script(rows, "CPU", "2026-01-01 00:00")
+        self.assertIn("scaling_rps_tls-off_c1_m10", names)
+
+
+HELLO = workloads.Load("hello")
 
 
 if __name__ == "__main__":
