@@ -233,6 +233,7 @@ RecordProtection::ReadResult RecordProtection::read(std::span<const uint8_t> cip
     const bool in_place = carried_ == 0 && in.size() >= kHeaderSize &&
                           in.size() >= kHeaderSize + record_length(in.data());
     if (in_place) {
+      if (!header_acceptable(in.data())) break;
       record = in.first(kHeaderSize + record_length(in.data()));
     } else {
       if (in.empty() && carried_ == 0) break;
@@ -246,11 +247,7 @@ RecordProtection::ReadResult RecordProtection::read(std::span<const uint8_t> cip
       if (carried_ >= kHeaderSize) {
         // Checked before the body is kept, so no more than one legal record
         // is ever held.
-        if (record_length(carry_.get()) > kMaxPlaintext + kMaxExpansion) {
-          consumed += used;
-          fail(kRecordOverflow, "TLS error: record overflow (a record longer than 2^14 + 256)");
-          break;
-        }
+        if (!header_acceptable(carry_.get())) break;
         const size_t want = kHeaderSize + record_length(carry_.get()) - carried_;
         const size_t body = std::min(want, in.size() - used);
         std::memcpy(carry_.get() + carried_, in.data() + used, body);
@@ -261,22 +258,8 @@ RecordProtection::ReadResult RecordProtection::read(std::span<const uint8_t> cip
       if (carried_ < kHeaderSize || carried_ < kHeaderSize + record_length(carry_.get())) break;
       record = {carry_.get(), carried_};
     }
-    const uint8_t* header = record.data();
-    if (header[0] != kApplicationData) {
-      fail(kUnexpectedMessage, "TLS error: a record of type " + std::to_string(header[0]) +
-                                   " after the handshake (only application_data is protected)");
-      break;
-    }
-    if (record_length(header) > kMaxPlaintext + kMaxExpansion) {
-      fail(kRecordOverflow, "TLS error: record overflow (a record longer than 2^14 + 256)");
-      break;
-    }
-    if (record_length(header) <= kTagSize) {
-      fail(kBadRecordMac, "TLS error: bad record mac (a record too short to be protected)");
-      break;
-    }
     // Where its plaintext goes: the caller's buffer when it fits there.
-    const size_t inner_max = record_length(header) - kTagSize;
+    const size_t inner_max = record_length(record.data()) - kTagSize;
     const std::span<uint8_t> space = plaintext.subspan(produced);
     const bool into_caller = space.size() >= inner_max;
     if (!into_caller && produced != 0) break;  // the record waits for the next call
@@ -310,6 +293,25 @@ RecordProtection::ReadResult RecordProtection::read(std::span<const uint8_t> cip
   }
   if (failed() || peer_closed_) consumed = ciphertext.size();
   return {consumed, produced};
+}
+
+// A record header after the handshake (§5.1–5.2): application_data, no
+// longer than 2^14 + 256, long enough for a tag and a content type.
+bool RecordProtection::header_acceptable(const uint8_t* header) {
+  if (header[0] != kApplicationData) {
+    fail(kUnexpectedMessage, "TLS error: a record of type " + std::to_string(header[0]) +
+                                 " after the handshake (only application_data is protected)");
+    return false;
+  }
+  if (record_length(header) > kMaxPlaintext + kMaxExpansion) {
+    fail(kRecordOverflow, "TLS error: record overflow (a record longer than 2^14 + 256)");
+    return false;
+  }
+  if (record_length(header) <= kTagSize) {
+    fail(kBadRecordMac, "TLS error: bad record mac (a record too short to be protected)");
+    return false;
+  }
+  return true;
 }
 
 // Opens one whole record into `out` (room for its inner plaintext); sets

@@ -106,6 +106,7 @@ class RecordProtection {
   class Pieces;
   explicit RecordProtection(proto::OutputQueue& output);
 
+  bool header_acceptable(const uint8_t* header);
   bool open_record(std::span<const uint8_t> record, std::span<uint8_t> out, size_t* content_size);
   bool on_handshake(std::span<const uint8_t> content);
   bool on_alert(std::span<const uint8_t> content);
