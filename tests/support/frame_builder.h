@@ -2,7 +2,10 @@
 // frames a test wants, valid or not.
 #pragma once
 
+#include <sys/uio.h>
+
 #include <cstdint>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -68,14 +71,20 @@ inline ByteString get_request(uint32_t stream_id, std::string_view path = "/",
   return frame(proto::FrameType::kHeaders, flags, stream_id, block);
 }
 
-// Everything the output queue holds, concatenated.
-template <typename Queue>
-ByteString drain(Queue& q) {
+// The octets of an iovec list, concatenated.
+inline ByteString concat(std::span<const iovec> pieces) {
   ByteString out;
-  for (const auto& v : q.iovecs()) {
+  for (const iovec& v : pieces) {
     const auto* p = static_cast<const uint8_t*>(v.iov_base);
     out.insert(out.end(), p, p + v.iov_len);
   }
+  return out;
+}
+
+// Everything the output queue holds, concatenated.
+template <typename Queue>
+ByteString drain(Queue& q) {
+  ByteString out = concat(q.iovecs());
   q.consume(q.size());
   return out;
 }

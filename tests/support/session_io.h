@@ -11,11 +11,7 @@ namespace h2lab::testing {
 
 // Everything pending_output() holds, concatenated, then on_written() of it.
 inline ByteString take_output(server::Session& s) {
-  ByteString out;
-  for (const iovec& v : s.pending_output()) {
-    const auto* p = static_cast<const uint8_t*>(v.iov_base);
-    out.insert(out.end(), p, p + v.iov_len);
-  }
+  ByteString out = concat(s.pending_output());
   s.on_written(out.size());
   return out;
 }
