@@ -354,7 +354,16 @@ void DynamicTable::insert(std::string_view name, std::string_view value) {
     return;
   }
   while (size_ + esize > max_size_) evict_oldest();
-  if (!bytes_) reallocate(capacity_);
+  std::string name_copy;
+  if (size_ + esize > allocated_) {
+    // Growing moves the entries: a name in the table (indexed, or an
+    // entry just evicted) is copied aside first. A few times per table.
+    if (within(name.data(), bytes_.get(), byte_cap_)) {
+      name_copy.assign(name);
+      name = name_copy;
+    }
+    reallocate(std::min(capacity_, std::max({size_ + esize, 2 * allocated_, kFirstAllocation})));
+  }
   const std::size_t off = allocate(name.size() + value.size());
   char* dst = bytes_.get() + off;
   // memmove: `name` may be an evicted entry's octets under `dst`.
@@ -367,16 +376,12 @@ void DynamicTable::insert(std::string_view name, std::string_view value) {
 }
 
 void DynamicTable::reserve(std::size_t capacity) {
-  if (!bytes_) {  // not allocated yet: only the capacity to allocate grows
-    capacity_ = std::max(capacity_, capacity);
-    return;
-  }
-  if (capacity > capacity_) reallocate(capacity);
+  capacity_ = std::max(capacity_, capacity);  // storage grows with the entries
 }
 
-void DynamicTable::reallocate(std::size_t capacity) {
-  const std::size_t byte_cap = 2 * capacity;
-  const std::size_t slot_cap = capacity / kEntryOverhead + 1;
+void DynamicTable::reallocate(std::size_t allocated) {
+  const std::size_t byte_cap = 2 * allocated;
+  const std::size_t slot_cap = allocated / kEntryOverhead + 1;
   auto bytes = std::make_unique_for_overwrite<char[]>(std::max<std::size_t>(byte_cap, 1));
   auto slots = std::make_unique_for_overwrite<Slot[]>(slot_cap);
   std::size_t pos = 0;
@@ -389,7 +394,7 @@ void DynamicTable::reallocate(std::size_t capacity) {
   }
   bytes_ = std::move(bytes);
   slots_ = std::move(slots);
-  capacity_ = capacity;
+  allocated_ = allocated;
   byte_cap_ = byte_cap;
   slot_cap_ = slot_cap;
   first_ = 0;
@@ -400,21 +405,36 @@ void DynamicTable::reallocate(std::size_t capacity) {
 // ---------------------------------------------------------------------------
 // Decoder
 
+namespace {
+
+// Huffman-decoded strings are needed only while decode_block() delivers
+// their field (the views' lifetime, hpack.h), so the decoders of a thread
+// share one buffer, as large as the largest of them needs: a connection
+// holds none, and a new one allocates none.
+char* thread_scratch(std::size_t cap) {
+  thread_local std::unique_ptr<char[]> buffer;
+  thread_local std::size_t size = 0;
+  if (size < cap || !buffer) {
+    size = std::max<std::size_t>(cap, 1);
+    buffer = std::make_unique_for_overwrite<char[]>(size);
+  }
+  return buffer.get();
+}
+
+}  // namespace
+
 Decoder::Decoder(const Limits& limits)
     : limits_(limits),
       table_(limits.max_table_size),
       scratch_cap_(std::max(limits.max_field_size, limits.max_table_size)),
-      limit_(limits.max_table_size) {}  // scratch_ comes with the first header block
+      limit_(limits.max_table_size) {}
 
 Decoder::~Decoder() = default;
 
 void Decoder::set_max_table_size_limit(std::size_t n) {
   ++limit_changes_;
   table_.reserve(n);
-  if (n > scratch_cap_) {
-    if (scratch_) scratch_ = std::make_unique_for_overwrite<char[]>(n);
-    scratch_cap_ = n;
-  }
+  scratch_cap_ = std::max(scratch_cap_, n);
   limit_ = n;
   if (table_.max_size() > n) {
     required_max_ = expect_update_ ? std::min(required_max_, n) : n;
@@ -424,9 +444,7 @@ void Decoder::set_max_table_size_limit(std::size_t n) {
 }
 
 Status Decoder::decode_block(std::span<const uint8_t> block, FieldSink sink) {
-  if (!scratch_) {
-    scratch_ = std::make_unique_for_overwrite<char[]>(std::max<std::size_t>(scratch_cap_, 1));
-  }
+  char* const scratch = thread_scratch(scratch_cap_);
   const uint8_t* p = block.data();
   const uint8_t* const end = p + block.size();
   std::size_t fields = 0;
@@ -529,13 +547,13 @@ Status Decoder::decode_block(std::span<const uint8_t> block, FieldSink sink) {
       if (const char* e = lookup(index, f)) return fail(e);
       name = {f.name, f.name.size(), true, false};
     } else {
-      if (const char* e = read_string(p, end, scratch_.get(), scratch_cap_, name)) {
+      if (const char* e = read_string(p, end, scratch, scratch_cap_, name)) {
         return fail(e);
       }
       if (name.in_scratch) used = name.len;
     }
     Str value;
-    if (const char* e = read_string(p, end, scratch_.get() + used,
+    if (const char* e = read_string(p, end, scratch + used,
                                     scratch_cap_ - used, value)) {
       return fail(e);
     }
@@ -616,11 +634,66 @@ std::optional<std::size_t> Encoder::encode(std::span<const Header> fields,
   return n;
 }
 
+namespace {
+
+// Appendix A's entries by name, for the encoder: the entries that share a
+// name are adjacent, so a name is a run of indexes; the runs are grouped
+// by name length, so a lookup compares the few names of that length
+// instead of scanning 61 entries. Computed from kStaticTable at compile
+// time.
+struct NameRun {
+  uint8_t first = 0;  // 0-based index into kStaticTable
+  uint8_t count = 0;
+};
+constexpr std::size_t kLongestStaticName = 27;  // access-control-allow-origin
+constexpr std::size_t kMaxRunsPerLength = 8;
+
+struct StaticNames {
+  NameRun runs[kLongestStaticName + 1][kMaxRunsPerLength];
+  uint8_t run_count[kLongestStaticName + 1];
+};
+
+constexpr StaticNames build_static_names() {
+  StaticNames t{};
+  for (std::size_t i = 0; i < kStaticTableLength; ++i) {
+    const std::string_view name = kStaticTable[i].name;
+    if (name.size() > kLongestStaticName) throw "a static name is longer than expected";
+    const std::size_t len = name.size();
+    uint8_t& n = t.run_count[len];
+    if (n != 0 && kStaticTable[t.runs[len][n - 1].first].name == name) {
+      if (t.runs[len][n - 1].first + t.runs[len][n - 1].count != i) throw "a name's entries are not adjacent";
+      ++t.runs[len][n - 1].count;
+      continue;
+    }
+    for (uint8_t k = 0; k < n; ++k) {
+      if (kStaticTable[t.runs[len][k].first].name == name) throw "a name's entries are not adjacent";
+    }
+    if (n == kMaxRunsPerLength) throw "too many static names of one length";
+    t.runs[len][n++] = {static_cast<uint8_t>(i), 1};
+  }
+  return t;
+}
+
+constexpr StaticNames kStaticNames = build_static_names();
+
+// The run of static entries named `name`, or null.
+const NameRun* static_name(std::string_view name) noexcept {
+  if (name.size() > kLongestStaticName) return nullptr;
+  const std::size_t len = name.size();
+  for (uint8_t k = 0; k < kStaticNames.run_count[len]; ++k) {
+    const NameRun& run = kStaticNames.runs[len][k];
+    if (std::memcmp(kStaticTable[run.first].name.data(), name.data(), len) == 0) return &run;
+  }
+  return nullptr;
+}
+
+}  // namespace
+
 std::size_t Encoder::find_field(std::string_view name,
                                 std::string_view value) const {
-  for (std::size_t i = 0; i < kStaticTableLength; ++i) {
-    if (kStaticTable[i].name == name && kStaticTable[i].value == value) {
-      return i + 1;
+  if (const NameRun* run = static_name(name)) {
+    for (std::size_t i = run->first; i < run->first + run->count; ++i) {
+      if (kStaticTable[i].value == value) return i + 1;
     }
   }
   for (std::size_t i = 0; i < table_.entry_count(); ++i) {
@@ -631,9 +704,7 @@ std::size_t Encoder::find_field(std::string_view name,
 }
 
 std::size_t Encoder::find_name(std::string_view name) const {
-  for (std::size_t i = 0; i < kStaticTableLength; ++i) {
-    if (kStaticTable[i].name == name) return i + 1;
-  }
+  if (const NameRun* run = static_name(name)) return run->first + std::size_t{1};
   for (std::size_t i = 0; i < table_.entry_count(); ++i) {
     if (table_.entry(i).name == name) return kStaticTableLength + 1 + i;
   }

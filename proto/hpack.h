@@ -2,10 +2,12 @@
 // primitives (§5), the static table (Appendix A), the dynamic table (§2.3.2,
 // §4), a zero-copy Decoder and an Encoder for responses.
 //
-// No exceptions, no I/O. The dynamic tables and the decoder's scratch buffer
-// are allocated when an object is created (and again only when a table limit
-// is raised); decoding and encoding a header block allocate nothing.
-// Objects are not thread-safe: one Decoder and one Encoder per connection.
+// No exceptions, no I/O. A dynamic table allocates with its first entry and
+// grows (a few times at most, up to its limit) as entries need room; the
+// decoder's Huffman scratch buffer is one per thread, shared by its
+// decoders. Otherwise decoding and encoding a header block allocate
+// nothing. Objects are not thread-safe: one Decoder and one Encoder per
+// connection.
 #pragma once
 
 #include <cstddef>
@@ -95,9 +97,10 @@ constexpr std::size_t entry_size(std::size_t name_len,
 }
 
 // The dynamic table (§2.3.2, §4): a FIFO of entries with size accounting.
-// Entries live in a preallocated ring of 2 x capacity octets (so every entry
-// is contiguous and a view can point at it) plus a ring of entry slots;
-// inserting and evicting never allocate or move existing entries.
+// Entries live in a ring of 2 x its allocation octets (so every entry is
+// contiguous and a view can point at it) plus a ring of entry slots;
+// evicting never allocates or moves entries, and inserting does only when
+// the storage grows (reserve()).
 class DynamicTable {
  public:
   // Allocates for a maximum size of up to `capacity` octets (§4.1 units);
@@ -140,10 +143,15 @@ class DynamicTable {
   // Evicts every entry (max_size() is unchanged).
   void clear() noexcept;
 
-  // Grows capacity() to at least `capacity` (allocates and moves the
-  // entries, invalidating views). Never shrinks. Storage is allocated on the
-  // first insert(), not before: an unused table holds no memory.
+  // Grows capacity() to at least `capacity`. Never shrinks.
+  // Storage follows the entries, not capacity(): none before the first
+  // insert() (an unused table holds no memory), then kFirstAllocation
+  // octets' worth, doubled (up to capacity()) when an insertion would not
+  // fit — a connection whose peer indexes a few fields holds a small
+  // table, and its allocations stay small enough for the allocator's
+  // per-thread cache. Growing moves the entries (invalidating views).
   void reserve(std::size_t capacity);
+  static constexpr std::size_t kFirstAllocation = 512;
 
  private:
   struct Slot {
@@ -152,13 +160,14 @@ class DynamicTable {
     std::size_t value_len;
   };
   void evict_oldest() noexcept;
-  void reallocate(std::size_t capacity);
+  void reallocate(std::size_t allocated);
   std::size_t allocate(std::size_t len) noexcept;
   const Slot& slot(std::size_t i) const noexcept;
 
-  std::unique_ptr<char[]> bytes_;  // 2 * capacity_ octets
-  std::unique_ptr<Slot[]> slots_;  // capacity_ / 32 + 1 slots
-  std::size_t capacity_ = 0;
+  std::unique_ptr<char[]> bytes_;  // 2 * allocated_ octets
+  std::unique_ptr<Slot[]> slots_;  // allocated_ / 32 + 1 slots
+  std::size_t capacity_ = 0;   // what max_size() may be set to
+  std::size_t allocated_ = 0;  // what the storage holds: size() <= allocated_ <= capacity_
   std::size_t byte_cap_ = 0;
   std::size_t slot_cap_ = 0;
   std::size_t first_ = 0;   // slot of the oldest entry
@@ -224,8 +233,10 @@ class Decoder {
   //
   // Lifetime of the views: valid ONLY during that on_field call. They point
   // into `block` (raw literals), the static table, the dynamic table, or a
-  // decoder-owned scratch buffer (Huffman-decoded literals), any of which the
-  // next field may overwrite or evict. Copy what you keep.
+  // scratch buffer (Huffman-decoded literals; one per thread, shared by the
+  // thread's decoders), any of which the next field may overwrite or evict.
+  // Copy what you keep. So `on_field` must not call decode() of any Decoder
+  // on this thread.
   //
   // Returns Ok, HeaderListTooLarge (the fields delivered so far are a prefix
   // of the list and must be discarded; the decoder stays usable), or
@@ -255,7 +266,8 @@ class Decoder {
   // `n` is below the current maximum size, the table shrinks at once and the
   // next block MUST begin with a size update <= the smallest limit set since
   // the last block (§4.2), as nghttp2 does. Raising the limit above the
-  // current capacity allocates 2 x n octets (+ n octets of scratch).
+  // current capacity lets the table grow to n (and this thread's scratch
+  // buffer to n octets at the next block).
   void set_max_table_size_limit(std::size_t n);
   std::size_t max_table_size_limit() const noexcept { return limit_; }
 
@@ -278,8 +290,7 @@ class Decoder {
 
   Limits limits_;
   DynamicTable table_;
-  std::unique_ptr<char[]> scratch_;  // Huffman output of one field
-  std::size_t scratch_cap_ = 0;
+  std::size_t scratch_cap_ = 0;  // the scratch buffer this decoder needs
   std::size_t limit_ = 0;            // SETTINGS_HEADER_TABLE_SIZE in effect
   bool expect_update_ = false;       // §4.2: next block must start with one
   std::size_t required_max_ = 0;     // ... whose value must be <= this

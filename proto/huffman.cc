@@ -390,6 +390,7 @@ constexpr Automaton build_automaton() {
         }
         const int sym = -c - 1;
         if (sym == kEos) {
+          if (tr.flags & kEmit) throw "a nibble completes a symbol and EOS";
           tr.flags = kFail;
           break;
         }
@@ -407,7 +408,37 @@ constexpr Automaton build_automaton() {
   return a;
 }
 
-constexpr Automaton kAutomaton = build_automaton();
+
+// The transitions packed into one word each, so that a step is one load and
+// a few shifts: bits 0-7 the symbol, 8-15 the next state, 16 "emit", 17
+// "EOS completed" (a step that completes EOS emits nothing: EOS is 30 bits
+// long, so no symbol ends in the same nibble). The decoder takes a whole octet (two steps) per turn of
+// its loop and writes the symbols without a branch.
+constexpr uint32_t kEmitBit = 1u << 16;
+constexpr uint32_t kFailBit = 1u << 17;
+
+struct PackedAutomaton {
+  uint32_t next[kStates][16];
+  End end[kStates];
+};
+
+constexpr PackedAutomaton pack(const Automaton& a) {
+  PackedAutomaton p{};
+  for (int s = 0; s < kStates; ++s) {
+    for (int nib = 0; nib < 16; ++nib) {
+      const Transition& tr = a.next[s][nib];
+      p.next[s][nib] = uint32_t{tr.sym} | uint32_t{tr.next} << 8 |
+                       ((tr.flags & kEmit) ? kEmitBit : 0) | ((tr.flags & kFail) ? kFailBit : 0);
+    }
+    p.end[s] = a.end[s];
+  }
+  return p;
+}
+
+constexpr PackedAutomaton kPacked = pack(build_automaton());
+
+constexpr uint8_t next_state(uint32_t step) { return static_cast<uint8_t>(step >> 8); }
+constexpr std::size_t emitted(uint32_t step) { return (step >> 16) & 1; }
 
 template <bool kWrite>
 DecodeResult run(std::span<const uint8_t> in, char* out,
@@ -415,20 +446,33 @@ DecodeResult run(std::span<const uint8_t> in, char* out,
   std::size_t n = 0;
   uint8_t state = 0;
   for (const uint8_t byte : in) {
-    for (const unsigned nib : {unsigned{byte} >> 4, unsigned{byte} & 0xfu}) {
-      const Transition& tr = kAutomaton.next[state][nib];
-      if (tr.flags & kFail) return {Status::EosInString, n};
-      if (tr.flags & kEmit) {
-        if constexpr (kWrite) {
-          if (n == cap) return {Status::OutputTooSmall, n};
-          out[n] = static_cast<char>(tr.sym);
+    const uint32_t hi = kPacked.next[state][byte >> 4];
+    const uint32_t lo = kPacked.next[next_state(hi)][byte & 0xfu];
+    // Rare turns, one nibble at a time: an EOS in the string, or an output
+    // too small for the (at most two) symbols this octet completes.
+    const bool near_end = kWrite && cap - n < 2;
+    if (((hi | lo) & kFailBit) != 0 || near_end) [[unlikely]] {
+      for (const uint32_t step : {hi, lo}) {
+        if (step & kFailBit) return {Status::EosInString, n};
+        if (step & kEmitBit) {
+          if (kWrite && n == cap) return {Status::OutputTooSmall, n};
+          if constexpr (kWrite) out[n] = static_cast<char>(step);
+          ++n;
         }
-        ++n;
       }
-      state = tr.next;
+    } else {
+      if constexpr (kWrite) {
+        out[n] = static_cast<char>(hi);  // overwritten below unless emitted
+        n += emitted(hi);
+        out[n] = static_cast<char>(lo);
+        n += emitted(lo);
+      } else {
+        n += emitted(hi) + emitted(lo);
+      }
     }
+    state = next_state(lo);
   }
-  switch (kAutomaton.end[state]) {
+  switch (kPacked.end[state]) {
     case End::Accept:
       return {Status::Ok, n};
     case End::TooLong:

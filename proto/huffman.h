@@ -2,10 +2,10 @@
 //
 // Pure functions over caller-owned buffers: no allocation, no exceptions, no
 // state. The decoder is table-driven: a 256-state x 16-entry automaton that
-// consumes the input four bits at a time (the states are the 256 internal
-// nodes of the code tree). The automaton is computed at compile time from the
-// 257 rows of Appendix B in huffman.cc, so there is no generated file to keep
-// in sync with the RFC.
+// consumes the input four bits at a time, an octet per turn (the states are
+// the 256 internal nodes of the code tree). The automaton is computed at
+// compile time from the 257 rows of Appendix B in huffman.cc, so there is no
+// generated file to keep in sync with the RFC.
 #pragma once
 
 #include <cstddef>

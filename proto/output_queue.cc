@@ -4,6 +4,45 @@
 #include <cstring>
 
 namespace h2lab::proto {
+namespace {
+
+// Bookkeeping vectors up to this many entries keep their memory on
+// release(): a few hundred octets per connection that was busy once,
+// against an allocation per loop turn for one that is busy all the time.
+constexpr size_t kKeptEntries = 16;
+
+template <typename T>
+void clear_keeping_small(std::vector<T>& v) noexcept {
+  if (v.capacity() > kKeptEntries) {
+    std::vector<T>().swap(v);
+  } else {
+    v.clear();
+  }
+}
+
+}  // namespace
+
+std::unique_ptr<uint8_t[]> ChunkPool::take() noexcept {
+  if (free_.empty()) return nullptr;
+  std::unique_ptr<uint8_t[]> chunk = std::move(free_.back());
+  free_.pop_back();
+  return chunk;
+}
+
+void ChunkPool::give(std::unique_ptr<uint8_t[]> chunk) noexcept {
+  if (free_.size() >= max_chunks_) return;  // `chunk` is freed here
+  if (free_.capacity() == 0) free_.reserve(max_chunks_);  // never grows after: no throw below
+  free_.push_back(std::move(chunk));
+}
+
+OutputQueue::~OutputQueue() {
+  for (Chunk& c : chunks_) give_back(std::move(c.data));
+  for (auto& c : spare_) give_back(std::move(c));
+}
+
+void OutputQueue::give_back(std::unique_ptr<uint8_t[]> chunk) noexcept {
+  if (pool_ != nullptr) pool_->give(std::move(chunk));
+}
 
 uint8_t* OutputQueue::append_in_new_chunk(size_t n) {
   if (!chunks_.empty()) chunks_.back().end_seq = last_arena_seq_;
@@ -12,7 +51,8 @@ uint8_t* OutputQueue::append_in_new_chunk(size_t n) {
     c.data = std::move(spare_.back());
     spare_.pop_back();
   } else {
-    c.data = std::make_unique_for_overwrite<uint8_t[]>(kChunkSize);  // no memset: written before read
+    if (pool_ != nullptr) c.data = pool_->take();
+    if (!c.data) c.data = std::make_unique_for_overwrite<uint8_t[]>(kChunkSize);  // no memset: written before read
   }
   arena_next_ = c.data.get();
   arena_limit_ = arena_next_ + kChunkSize;
@@ -95,18 +135,23 @@ void OutputQueue::recycle_consumed_chunks() noexcept {
   }
   if (chunks_.size() == 1 && last_arena_seq_ <= consumed_seq_) reset_newest_chunk();
   // Keep one spare chunk at most: memory held by an idle queue stays small.
-  if (spare_.size() > 1) spare_.resize(1);
+  while (spare_.size() > 1) {
+    give_back(std::move(spare_.back()));
+    spare_.pop_back();
+  }
 }
 
 void OutputQueue::release() noexcept {
-  iov_.clear();
-  iov_.shrink_to_fit();
+  clear_keeping_small(iov_);
   head_ = 0;
-  chunks_.clear();
-  spare_.clear();
+  for (Chunk& c : chunks_) give_back(std::move(c.data));
+  clear_keeping_small(chunks_);
+  for (auto& c : spare_) give_back(std::move(c));
+  clear_keeping_small(spare_);
   arena_next_ = arena_limit_ = nullptr;
   last_arena_end_ = nullptr;
-  std::vector<uint64_t>().swap(response_ends_);
+  clear_keeping_small(response_ends_);
+  next_end_ = 0;
 }
 
 }  // namespace h2lab::proto

@@ -20,13 +20,45 @@
 
 namespace h2lab::proto {
 
+// Arena chunks that queues have given back, for other queues to take again
+// instead of allocating: with many connections per thread, a queue that
+// empties between reads gives its chunk back (an idle connection holds no
+// arena) and the next busy one takes it, so a loop turn costs no 16 KiB
+// malloc/free per connection. Holds at most `max_chunks`; what comes back
+// beyond that is freed. Not thread-safe: one pool per dispatcher thread,
+// used by the queues that thread drives, and it must outlive them.
+class ChunkPool {
+ public:
+  static constexpr size_t kDefaultMaxChunks = 32;  // 512 KiB per thread at most
+  explicit ChunkPool(size_t max_chunks = kDefaultMaxChunks) : max_chunks_(max_chunks) {}
+  ChunkPool(const ChunkPool&) = delete;
+  ChunkPool& operator=(const ChunkPool&) = delete;
+
+  // A chunk of OutputQueue::kChunkSize octets (contents undefined), or null
+  // when the pool is empty.
+  std::unique_ptr<uint8_t[]> take() noexcept;
+  // Takes ownership of a chunk of OutputQueue::kChunkSize octets.
+  void give(std::unique_ptr<uint8_t[]> chunk) noexcept;
+  size_t held() const noexcept { return free_.size(); }
+
+ private:
+  size_t max_chunks_;
+  std::vector<std::unique_ptr<uint8_t[]>> free_;
+};
+
 class OutputQueue {
  public:
   static constexpr size_t kChunkSize = 16384;
 
   OutputQueue() = default;
+  ~OutputQueue();
   OutputQueue(const OutputQueue&) = delete;
   OutputQueue& operator=(const OutputQueue&) = delete;
+
+  // From now on chunks come from `pool` when it has one and go back to it
+  // on release() and destruction (null: malloc and free, the default).
+  // `pool` must outlive the queue; see ChunkPool for its thread rule.
+  void use_pool(ChunkPool* pool) noexcept { pool_ = pool; }
 
   // Appends `n` (1 ≤ n ≤ kChunkSize) arena octets to the queue and returns
   // them for the caller to fill before the next call on this queue. Adjacent
@@ -83,7 +115,9 @@ class OutputQueue {
   // figures); 0 for a queue that has never been used or was released.
   size_t arena_bytes() const noexcept { return (chunks_.size() + spare_.size()) * kChunkSize; }
 
-  // Frees all arena memory. Precondition: empty().
+  // Gives all arena memory back (to the pool, else to the allocator) and
+  // the bookkeeping vectors' memory unless it is small (a queue that is
+  // busy again soon would only allocate it anew). Precondition: empty().
   void release() noexcept;
 
   // Response boundaries, for the per-response write policy
@@ -112,6 +146,7 @@ class OutputQueue {
   };
 
   uint8_t* append_in_new_chunk(size_t n);
+  void give_back(std::unique_ptr<uint8_t[]> chunk) noexcept;
   void recycle_consumed_chunks() noexcept;
   void reset_newest_chunk() noexcept;
 
@@ -123,6 +158,7 @@ class OutputQueue {
   uint64_t last_arena_seq_ = 0;  // appended_seq_ after the last arena write
   std::vector<Chunk> chunks_;    // in use, oldest first; the last takes appends
   std::vector<std::unique_ptr<uint8_t[]>> spare_;
+  ChunkPool* pool_ = nullptr;
   uint8_t* arena_next_ = nullptr;   // free space of the newest chunk
   uint8_t* arena_limit_ = nullptr;
   const uint8_t* last_arena_end_ = nullptr;  // for merging adjacent writes

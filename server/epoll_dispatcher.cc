@@ -113,6 +113,7 @@ class Reactor final : public RoomMaker {
   bool draining_ = false;
   Clock::time_point accept_resume_at_ = Clock::time_point::max();
   Clock::time_point now_;
+  proto::ChunkPool chunk_pool_;  // before conns_: their queues give chunks back to it
   ConnectionTable<Conn> conns_;
   TimerWheel wheel_;
   TurnQueue write_list_;        // connections to write to at the end of this turn
@@ -267,6 +268,7 @@ void Reactor::accept_batch() {
       return;
     }
     if (std::optional<NewConnection> nc = admit_connection(fd, d_.limit, d_.context, &stats_, this)) {
+      nc->session->use_chunk_pool(&chunk_pool_);
       add(std::move(*nc));
     }
   }

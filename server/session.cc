@@ -57,6 +57,11 @@ void Session::write_one_response_at_a_time() noexcept {
   engine_->output().track_responses();
 }
 
+void Session::use_chunk_pool(proto::ChunkPool* pool) noexcept {
+  engine_->output().use_pool(pool);
+  if (tls_) tls_->use_chunk_pool(pool);
+}
+
 void Session::count_into(ThreadStats* stats) noexcept {
   stats_ = stats;
   counted_ = engine_->counters();

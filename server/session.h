@@ -87,6 +87,11 @@ class Session {
 
   // Frees buffers an idle session does not need (between reads).
   void trim() noexcept;
+  // The session's output queues (the engine's and, with TLS, the
+  // ciphertext's) take their arena chunks from `pool` and give them back on
+  // trim() and destruction, instead of allocating them anew each loop turn.
+  // `pool` belongs to the thread that drives the session and outlives it.
+  void use_chunk_pool(proto::ChunkPool* pool) noexcept;
 
   // From now on the session counts into `stats` — bytes, requests,
   // responses, backpressure pauses, its GOAWAY, and request latency — which

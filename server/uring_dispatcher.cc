@@ -190,6 +190,7 @@ class Proactor final : public RoomMaker {
   uint64_t wake_value_ = 0;
   unsigned overflow_seen_ = 0;
   Clock::time_point now_;
+  proto::ChunkPool chunk_pool_;  // before conns_: their queues give chunks back to it
   ConnectionTable<Conn> conns_;
   TimerWheel wheel_;
   TurnQueue queued_;  // connections something happened to this turn
@@ -615,6 +616,7 @@ void Proactor::on_accept(const io_uring_cqe& cqe) {
   // admit_connection counts the system calls it makes (a close when it drops).
   std::optional<NewConnection> nc = admit_connection(cqe.res, d_.limit, d_.context, &stats_, this);
   if (!nc) return;
+  nc->session->use_chunk_pool(&chunk_pool_);
   auto owned = std::make_unique<Conn>(std::move(*nc), options_, now_);
   Conn& c = *owned;
   const Id id = conns_.add(std::move(owned));

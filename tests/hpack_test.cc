@@ -777,10 +777,15 @@ TEST_CASE("encoder -> decoder round trip with evictions and size changes") {
 // ---------------------------------------------------------------------------
 // DynamicTable ring
 
-TEST_CASE("dynamic table ring matches a simple model") {
-  hpack::DynamicTable t(300);
+// Random inserts (some naming an entry of the table itself), size changes
+// and one raised limit, against a deque: `first_max` is the table's limit
+// at first, `raised_max` after the reserve() that comes halfway, and values
+// reach about `value_scale` octets.
+void check_table_against_model(std::size_t first_max, std::size_t raised_max,
+                               uint32_t value_scale) {
+  hpack::DynamicTable t(first_max);
   std::deque<std::pair<std::string, std::string>> model;  // newest first
-  std::size_t model_max = 300;
+  std::size_t model_max = first_max;
   const auto model_size = [&] {
     std::size_t s = 0;
     for (const auto& [n, v] : model) s += n.size() + v.size() + 32;
@@ -798,18 +803,18 @@ TEST_CASE("dynamic table ring matches a simple model") {
     CAPTURE(step);
     const uint32_t r = rnd() % 100;
     if (r < 3) {
-      model_max = rnd() % 301;
+      model_max = rnd() % (first_max + 1);
       t.set_max_size(model_max);
       model_evict();
     } else if (r == 3 && step > 10000) {
-      t.reserve(600 + rnd() % 2);
-      t.set_max_size(600);
-      model_max = 600;
+      t.reserve(raised_max + rnd() % 2);
+      t.set_max_size(raised_max);
+      model_max = raised_max;
     } else if (r < 10 && t.entry_count() > 0) {
       // Reuse an existing name (aliasing the ring).
       const std::size_t i = rnd() % t.entry_count();
       const std::string name(t.entry(i).name);
-      const std::string value(rnd() % 200, static_cast<char>('a' + step % 26));
+      const std::string value(rnd() % (value_scale * 4 / 3), static_cast<char>('a' + step % 26));
       t.insert(t.entry(i).name, value);
       if (name.size() + value.size() + 32 > model_max) {
         model.clear();
@@ -819,7 +824,7 @@ TEST_CASE("dynamic table ring matches a simple model") {
       }
     } else {
       const std::string name(rnd() % 20, static_cast<char>('A' + step % 26));
-      const std::string value(rnd() % 3 == 0 ? 0 : rnd() % 150,
+      const std::string value(rnd() % 3 == 0 ? 0 : rnd() % value_scale,
                               static_cast<char>('0' + step % 10));
       t.insert(name, value);
       if (name.size() + value.size() + 32 > model_max) {
@@ -836,4 +841,14 @@ TEST_CASE("dynamic table ring matches a simple model") {
       REQUIRE(t.entry(i).value == model[i].second);
     }
   }
+}
+
+TEST_CASE("dynamic table ring matches a simple model") {
+  check_table_against_model(300, 600, 150);
+}
+
+TEST_CASE("dynamic table storage grows with its entries and keeps them (names in the table too)") {
+  // From nothing through 512, 1024, 2048 to 4096 octets and then 16384, with
+  // entries that name other entries while the storage moves.
+  check_table_against_model(4096, 16384, 600);
 }

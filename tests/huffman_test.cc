@@ -194,3 +194,33 @@ TEST_CASE("huffman: arbitrary input never overruns and both passes agree") {
     }
   }
 }
+
+TEST_CASE("huffman: every output size short of the string stops exactly there") {
+  // The decoder writes two symbols per input octet without a branch when
+  // there is room for both and goes one at a time near the end: each
+  // capacity must give the same prefix, the same length and no octet
+  // written past it.
+  uint32_t x = 7;
+  for (int round = 0; round < 300; ++round) {
+    std::string plain(1 + round % 60, '\0');
+    for (char& c : plain) {
+      x = x * 1664525 + 1013904223;
+      // Mostly short codes (two symbols can end in one octet), some long.
+      c = static_cast<char>((round % 3) ? "aeiost012/=?"[(x >> 24) % 12] : (x >> 24));
+    }
+    std::vector<uint8_t> wire(huffman::encoded_length(plain));
+    REQUIRE(huffman::encode(plain, wire) == wire.size());
+    for (std::size_t cap = 0; cap <= plain.size(); ++cap) {
+      std::string out(cap + 4, '#');
+      const huffman::DecodeResult r = huffman::decode(wire, std::span<char>(out.data(), cap));
+      if (cap < plain.size()) {
+        REQUIRE(r.status == Status::OutputTooSmall);
+      } else {
+        REQUIRE(r.status == Status::Ok);
+      }
+      REQUIRE(r.length == cap);
+      REQUIRE(out.substr(0, cap) == plain.substr(0, cap));
+      REQUIRE(out.substr(cap) == "####");
+    }
+  }
+}

@@ -94,3 +94,45 @@ TEST_CASE("response ends: the per-response write policy's boundaries") {
   q.consume(17);
   CHECK(q.empty());
 }
+
+TEST_CASE("a chunk pool: released and destroyed queues give chunks back, new ones take them") {
+  h2lab::proto::ChunkPool pool(2);
+  const uint8_t* first_chunk = nullptr;
+  {
+    OutputQueue a;
+    a.use_pool(&pool);
+    uint8_t* p = a.append(5);
+    std::memcpy(p, "hello", 5);
+    first_chunk = p;
+    CHECK(contents(a) == "hello");
+    a.consume(5);
+    a.release();
+    CHECK(a.arena_bytes() == 0);
+    CHECK(pool.held() == 1);  // the chunk went to the pool, not to free()
+
+    OutputQueue b;
+    b.use_pool(&pool);
+    std::memcpy(b.append(3), "abc", 3);
+    CHECK(b.iovecs()[0].iov_base == first_chunk);  // taken from the pool
+    CHECK(pool.held() == 0);
+    CHECK(contents(b) == "abc");
+    // a queue is written again after release(): a fresh chunk, same octets
+    std::memcpy(a.append(2), "xy", 2);
+    CHECK(contents(a) == "xy");
+    CHECK(contents(b) == "abc");
+  }  // a and b are destroyed: both chunks go back
+  CHECK(pool.held() == 2);
+  {
+    // A pool holds at most its bound; the rest is freed.
+    OutputQueue c;
+    c.use_pool(&pool);
+    for (int i = 0; i < 3; ++i) {
+      std::memset(c.append(OutputQueue::kChunkSize), 'c', OutputQueue::kChunkSize);
+    }
+    CHECK(pool.held() == 0);  // two taken from the pool, one allocated
+    c.consume(c.size());
+    c.release();
+    CHECK(pool.held() == 2);
+  }
+  CHECK(pool.held() == 2);
+}

@@ -118,6 +118,9 @@ class Session {
 
   // Frees buffers an idle session does not need (between reads).
   void trim() noexcept;
+  // The ciphertext queue takes and gives back its chunks through `pool`
+  // (proto::OutputQueue::use_pool: it must outlive the session).
+  void use_chunk_pool(proto::ChunkPool* pool) noexcept { output_.use_pool(pool); }
 
  private:
   struct Bio;
