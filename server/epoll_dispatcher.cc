@@ -178,6 +178,7 @@ int Reactor::wait_timeout_ms(Clock::time_point now) const {
   if (!read_again_.empty() || !write_list_.empty()) return 0;
   Clock::duration wait = Clock::duration::max();
   if (const auto next = wheel_.until_next(now)) wait = *next;
+  if (const auto trim = trim_.until_due(now)) wait = std::min(wait, *trim);
   if (accept_resume_at_ != Clock::time_point::max()) {
     wait = std::min(wait, std::max(Clock::duration::zero(), accept_resume_at_ - now));
   }

@@ -535,7 +535,9 @@ void Proactor::loop() {
       break;
     }
 
-    const std::optional<Clock::duration> next = wheel_.until_next(Clock::now());
+    const Clock::time_point before = Clock::now();
+    std::optional<Clock::duration> next = wheel_.until_next(before);
+    if (const auto trim = trim_.until_due(before)) next = next ? std::min(*next, *trim) : *trim;
     if (!submit_and_wait(next ? &*next : nullptr)) break;
     now_ = Clock::now();
     reap();

@@ -1,6 +1,6 @@
 // The pieces the concurrent dispatchers share, without sockets: the timer
 // wheel, the connection limit (with eviction's hand-over), the engine that
-// refuses a client, and one connection's deadlines.
+// refuses a client, one connection's deadlines, and when memory is trimmed.
 #include <catch2/catch.hpp>
 
 #include <vector>
@@ -8,6 +8,7 @@
 #include "proto/refuse_engine.h"
 #include "server/connection_deadlines.h"
 #include "server/connection_limit.h"
+#include "server/memory_trim.h"
 #include "server/timer_wheel.h"
 #include "tests/support/frame_builder.h"
 
@@ -232,4 +233,53 @@ TEST_CASE("deadlines: the linger is short after an error and bounded in octets")
   CHECK(d.next().at == t0 + Deadlines::kErrorLingerTimeout);
   CHECK(d.linger_discard(Deadlines::kLingerMaxOctets));
   CHECK_FALSE(d.linger_discard(1));
+}
+
+TEST_CASE("memory trim: bursts that come back are not trimmed; a crowd that stays gone is, once") {
+  server::MemoryTrim trim;
+  auto t = server::MemoryTrim::Clock::now();
+  // Bursts of 2,000 connections, each ending 10 ms before the next begins,
+  // for five seconds: the memory they leave is reused, never trimmed.
+  for (int burst = 0; burst < 50; ++burst) {
+    CHECK_FALSE(trim.maybe_trim(2000, t));
+    CHECK_FALSE(trim.due());
+    t += 90ms;
+    for (int i = 0; i < 2000; ++i) trim.on_close();
+    CHECK_FALSE(trim.maybe_trim(0, t));
+    CHECK(trim.due() == t + server::MemoryTrim::kSettle);
+    t += 10ms;
+  }
+  // The last burst stays gone: nothing until a second has passed, then one
+  // trim, then none while nothing else closes.
+  CHECK_FALSE(trim.maybe_trim(0, t));
+  CHECK(*trim.until_due(t) == server::MemoryTrim::kSettle - 10ms);
+  CHECK_FALSE(trim.maybe_trim(0, t + server::MemoryTrim::kSettle - 11ms));
+  CHECK(trim.until_due(t + server::MemoryTrim::kSettle) == 0ms);  // overdue is zero, not negative
+  CHECK(trim.maybe_trim(0, t + server::MemoryTrim::kSettle));
+  CHECK_FALSE(trim.due());
+  CHECK_FALSE(trim.maybe_trim(0, t + 10s));
+  CHECK_FALSE(trim.due());
+}
+
+TEST_CASE("memory trim: half the peak or fewer for a second; the peak resets at each trim") {
+  server::MemoryTrim trim;
+  auto t = server::MemoryTrim::Clock::now();
+  CHECK_FALSE(trim.maybe_trim(10000, t));
+  for (int i = 0; i < 4000; ++i) trim.on_close();
+  CHECK_FALSE(trim.maybe_trim(6000, t));  // above half: not a crowd gone
+  CHECK_FALSE(trim.maybe_trim(6000, t + 5s));
+  CHECK_FALSE(trim.due());
+  for (int i = 0; i < 1000; ++i) trim.on_close();
+  CHECK_FALSE(trim.maybe_trim(5000, t + 5s));  // half: the second starts
+  CHECK_FALSE(trim.maybe_trim(5001, t + 5500ms));  // back above: it starts again
+  CHECK_FALSE(trim.maybe_trim(4000, t + 5600ms));
+  CHECK_FALSE(trim.maybe_trim(4000, t + 6599ms));
+  CHECK(trim.maybe_trim(4000, t + 6600ms));
+  // The peak is now 4,000: a fall to 2,000 is the next crowd gone, and a
+  // fall with no close in between (the counts only) trims nothing.
+  CHECK_FALSE(trim.maybe_trim(2000, t + 7s));
+  CHECK_FALSE(trim.maybe_trim(2000, t + 9s));
+  trim.on_close();
+  CHECK_FALSE(trim.maybe_trim(2000, t + 9s));
+  CHECK(trim.maybe_trim(2000, t + 10s));
 }
