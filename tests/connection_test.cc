@@ -704,7 +704,7 @@ struct Row {
   Expect expect = Expect::kNothing;
   ErrorCode code = ErrorCode::kNoError;
   uint32_t id = 0;         // GOAWAY: last-stream-id; RST_STREAM, answered: the stream
-  std::string detail = {}; // GOAWAY: debug data; answered: :status
+  std::string detail = {};  // GOAWAY: debug data; answered: :status
   ByteString output = {};  // kBytes: the exact output
   std::string body = {};   // kAnswered: the body, when given
 };
