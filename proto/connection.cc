@@ -1,9 +1,12 @@
 #include "proto/connection.h"
 
 #include <algorithm>
+#include <array>
 #include <charconv>
 #include <cstring>
 #include <string_view>
+
+#include "proto/short_string.h"
 
 namespace h2lab::proto {
 namespace {
@@ -26,21 +29,51 @@ bool is_connection_specific(std::string_view name) {
 }
 
 // RFC 9113 §8.2.1 / RFC 9110 §5.1: a field name is lowercase token chars.
+// Every request field is checked: one table look-up per octet, and the
+// reason worked out only for a name that fails.
+constexpr std::array<uint8_t, 256> kNameOctetOk = [] {
+  std::array<uint8_t, 256> ok{};
+  for (int c = 0x21; c < 0x7f; ++c) ok[c] = (c < 'A' || c > 'Z') && c != ':';
+  return ok;
+}();
+
 const char* check_field_name(std::string_view name) {
   if (name.empty()) return "empty field name";
+  uint8_t all_ok = 1;
+  for (const char c : name) all_ok &= kNameOctetOk[static_cast<unsigned char>(c)];
+  if (all_ok != 0) return nullptr;
   for (const char c : name) {
     const auto u = static_cast<unsigned char>(c);
     if (u >= 'A' && u <= 'Z') return "uppercase field name";
-    if (u <= 0x20 || u >= 0x7f || c == ':') return "invalid character in field name";
+    if (kNameOctetOk[u] == 0) return "invalid character in field name";
   }
   return nullptr;
 }
 
+// Whether `value` holds a NUL, CR or LF: eight octets a step (an octet of
+// w is zero exactly when (w - 0x01..) & ~w has its high bit set).
+bool has_nul_cr_lf(std::string_view value) {
+  constexpr uint64_t kOnes = 0x0101010101010101ull, kHighs = 0x8080808080808080ull;
+  const auto has_zero_octet = [](uint64_t w) { return ((w - kOnes) & ~w & kHighs) != 0; };
+  size_t i = 0;
+  for (; i + 8 <= value.size(); i += 8) {
+    uint64_t w;
+    std::memcpy(&w, value.data() + i, 8);
+    if (has_zero_octet(w) || has_zero_octet(w ^ (kOnes * '\r')) ||
+        has_zero_octet(w ^ (kOnes * '\n'))) {
+      return true;
+    }
+  }
+  for (; i < value.size(); ++i) {
+    const char c = value[i];
+    if (c == '\0' || c == '\r' || c == '\n') return true;
+  }
+  return false;
+}
+
 // RFC 9113 §8.2.1: no NUL, CR or LF; no leading or trailing whitespace.
 const char* check_field_value(std::string_view value) {
-  for (const char c : value) {
-    if (c == '\0' || c == '\r' || c == '\n') return "NUL, CR or LF in field value";
-  }
+  if (has_nul_cr_lf(value)) return "NUL, CR or LF in field value";
   if (!value.empty() && (value.front() == ' ' || value.front() == '\t' || value.back() == ' ' ||
                          value.back() == '\t')) {
     return "whitespace around field value";
@@ -61,7 +94,10 @@ std::optional<uint64_t> parse_decimal(std::string_view s) {
 // violation of RFC 9113 §8.2-§8.3 found (the block is still decoded to the
 // end, so that HPACK state stays in sync).
 struct Connection::Request {
-  std::string method, scheme, path, authority;
+  // The values routing reads; :scheme and :authority are only required to
+  // be there (or, for CONNECT, not), so only their presence is kept.
+  ShortString<16> method;
+  ShortString<256> path;
   bool has_method = false, has_scheme = false, has_path = false, has_authority = false;
   std::optional<uint64_t> content_length;
   bool regular_seen = false;
@@ -71,10 +107,17 @@ struct Connection::Request {
     if (malformed == nullptr) malformed = why;
   }
 
-  void pseudo(std::string& slot, bool& seen, std::string_view value) {
-    if (seen) return bad("duplicate pseudo-header");
+  bool first(bool& seen) {
+    if (seen) {
+      bad("duplicate pseudo-header");
+      return false;
+    }
     seen = true;
-    slot.assign(value);
+    return true;
+  }
+  template <size_t N>
+  void pseudo(ShortString<N>& slot, bool& seen, std::string_view value) {
+    if (first(seen)) slot.assign(value);
   }
 
   void add(std::string_view name, std::string_view value, bool trailers) {
@@ -83,9 +126,9 @@ struct Connection::Request {
       if (trailers) return bad("pseudo-header in trailers");
       if (regular_seen) return bad("pseudo-header after a regular field");
       if (name == ":method"sv) return pseudo(method, has_method, value);
-      if (name == ":scheme"sv) return pseudo(scheme, has_scheme, value);
+      if (name == ":scheme"sv) return static_cast<void>(first(has_scheme));
       if (name == ":path"sv) return pseudo(path, has_path, value);
-      if (name == ":authority"sv) return pseudo(authority, has_authority, value);
+      if (name == ":authority"sv) return static_cast<void>(first(has_authority));
       return bad("unknown or response pseudo-header");
     }
     regular_seen = true;
@@ -510,7 +553,7 @@ bool Connection::start_request(uint32_t id, const Request& request, bool end_str
   } else {
     s.response = request.method == "CONNECT"sv
                      ? RouteResponse{405, "text/plain", 0, BodyKind::kNone, {}, 0, {}}
-                     : route(request.method, request.path, request.content_length,
+                     : route(request.method.view(), request.path.view(), request.content_length,
                              stats_renderer_);
     if (route_memo != nullptr && s.response.body != BodyKind::kOwned) *route_memo = s.response;
   }

@@ -78,16 +78,9 @@ constexpr Field kStaticTable[kStaticTableLength] = {
 // No 32-bit integer needs more than five continuation octets (5 x 7 > 32).
 constexpr int kMaxContinuationOctets = 5;
 
-// Returns nullptr and advances `p` on success, else a static error detail.
-const char* read_integer(const uint8_t*& p, const uint8_t* end,
-                         int prefix_bits, uint32_t& out) noexcept {
-  if (p == end) return "truncated integer (RFC 7541 §5.1)";
-  const uint32_t max_prefix = (1u << prefix_bits) - 1;
-  uint64_t v = *p++ & max_prefix;
-  if (v < max_prefix) {
-    out = static_cast<uint32_t>(v);
-    return nullptr;
-  }
+// The continuation octets of an integer whose prefix was all ones (`v`).
+[[gnu::noinline]] const char* read_integer_continued(const uint8_t*& p, const uint8_t* end,
+                                                    uint64_t v, uint32_t& out) noexcept {
   for (int i = 0, shift = 0;; ++i, shift += 7) {
     if (i == kMaxContinuationOctets) {
       return "integer with too many continuation octets (RFC 7541 §5.1)";
@@ -100,6 +93,20 @@ const char* read_integer(const uint8_t*& p, const uint8_t* end,
   }
   out = static_cast<uint32_t>(v);
   return nullptr;
+}
+
+// RFC 7541 §5.1. Returns nullptr and advances `p` on success, else a static
+// error detail. Inlined: nearly every index and length fits its prefix.
+inline const char* read_integer(const uint8_t*& p, const uint8_t* end, int prefix_bits,
+                                uint32_t& out) noexcept {
+  if (p == end) return "truncated integer (RFC 7541 §5.1)";
+  const uint32_t max_prefix = (1u << prefix_bits) - 1;
+  const uint32_t v = *p++ & max_prefix;
+  if (v < max_prefix) [[likely]] {
+    out = v;
+    return nullptr;
+  }
+  return read_integer_continued(p, end, v, out);
 }
 
 // Precondition: out has integer_length(value, prefix_bits) octets.

@@ -1151,6 +1151,28 @@ std::vector<Row> rows() {
                         request("GET", "/", {{"x-v", std::string("a\0b", 3)}})));
   r.push_back(malformed("§8.2.1 CR in a field value", request("GET", "/", {{"x-v", "a\rb"}})));
   r.push_back(malformed("§8.2.1 LF in a field value", request("GET", "/", {{"x-v", "a\nb"}})));
+  // Values are checked eight octets a step, then octet by octet: the
+  // forbidden octet in each lane of the steps and in the tail.
+  for (const size_t at : {0, 1, 7, 8, 15, 16, 23, 24, 26}) {
+    for (const char bad : {'\0', '\r', '\n'}) {
+      std::string value(27, 'v');
+      value[at] = bad;
+      r.push_back(malformed("§8.2.1 octet " + std::to_string(static_cast<int>(bad)) +
+                                " at " + std::to_string(at) + " of a 27-octet field value",
+                            request("GET", "/", {{"x-v", value}})));
+    }
+  }
+  r.push_back(answered(
+      "§8.2.1 a field value holding every other control octet (0x01-0x1f) is accepted",
+      [](Client& c) {
+        std::string value = "a";
+        for (char o = 1; o < 0x20; ++o) {
+          if (o != '\r' && o != '\n') value += o;
+        }
+        value += "zz";
+        return c.headers(3, request("GET", "/", {{"x-v", value}}));
+      },
+      3, "200", "Hello World\n"));
   r.push_back(malformed("§8.2.1 a field value starting with a space",
                         request("GET", "/", {{"x-v", " a"}})));
   r.push_back(
@@ -1371,6 +1393,26 @@ TEST_CASE("routes: /bytes/N sends N pattern octets in DATA frames of at most 163
   }
   c.send(c.get(id, "/bytes/5?x=1"));  // the query plays no part
   CHECK(c.response(id).body == pattern(5));
+}
+
+TEST_CASE("routes: a :path is routed whole, at every length around the engine's inline copy") {
+  // The engine keeps a :path of up to 256 octets inline and a longer one on
+  // the heap (proto/short_string.h). /bytes/ + zeros + "7" is 7 octets only
+  // if every digit arrived; a cut copy would end in zeros.
+  Client c;
+  c.open();
+  uint32_t id = 1;
+  for (const size_t length : {size_t{9}, size_t{15}, size_t{16}, size_t{255}, size_t{256},
+                              size_t{257}, size_t{300}, size_t{4000}}) {
+    INFO(":path of " << length << " octets");
+    const std::string path = "/bytes/" + std::string(length - 8, '0') + "7";
+    REQUIRE(path.size() == length);
+    c.send(c.get(id, path));
+    const Response& r = c.response(id);
+    CHECK(r.fields == response_fields("200", "application/octet-stream", 7));
+    CHECK(r.body == pattern(7));
+    id += 2;
+  }
 }
 
 TEST_CASE("routes: errors and methods") {
