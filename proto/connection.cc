@@ -107,6 +107,16 @@ struct Connection::Request {
     if (malformed == nullptr) malformed = why;
   }
 
+  // As constructed, keeping what the values' storage has grown to.
+  void reset() {
+    method.clear();
+    path.clear();
+    has_method = has_scheme = has_path = has_authority = false;
+    content_length.reset();
+    regular_seen = false;
+    malformed = nullptr;
+  }
+
   bool first(bool& seen) {
     if (seen) {
       bad("duplicate pseudo-header");
@@ -453,13 +463,14 @@ bool Connection::on_header_block(uint32_t stream_id, Bytes block, bool end_strea
   // Most requests are answered at once, so the map is usually empty.
   const auto existing = streams_.empty() ? streams_.end() : streams_.find(stream_id);
   const bool trailers = existing != streams_.end();
-  std::optional<Request> decoded_storage;  // constructed only when decoding
   const Request* cached = trailers || !request_cache_
                                ? nullptr
                                : request_cache_->find(block, decoder_.state_version());
   hpack::Status status = hpack::Status::Ok;
   if (cached == nullptr) {
-    Request& decoded = decoded_storage.emplace();
+    if (!decoding_) decoding_ = std::make_unique<Request>();
+    Request& decoded = *decoding_;
+    decoded.reset();
     const uint64_t version_before = decoder_.state_version();
     status = decoder_.decode(block, [&](std::string_view name, std::string_view value) {
       decoded.add(name, value, trailers);
@@ -476,7 +487,7 @@ bool Connection::on_header_block(uint32_t stream_id, Bytes block, bool end_strea
       request_cache_->store(block, version_before, decoded);
     }
   }
-  const Request& request = cached != nullptr ? *cached : *decoded_storage;
+  const Request& request = cached != nullptr ? *cached : *decoding_;
   const bool too_large = status == hpack::Status::HeaderListTooLarge;
 
   if (trailers) {

@@ -35,6 +35,8 @@ class ShortString {
     }
   }
 
+  void clear() noexcept { size_ = 0; }
+
   std::string_view view() const noexcept {
     return size_ <= N ? std::string_view(inline_, size_) : std::string_view(heap_);
   }

@@ -1395,6 +1395,34 @@ TEST_CASE("routes: /bytes/N sends N pattern octets in DATA frames of at most 163
   CHECK(c.response(id).body == pattern(5));
 }
 
+TEST_CASE("requests: nothing of one header block carries into the next on the connection") {
+  // The engine decodes every block into one reused Request (reset per
+  // block): a malformed block, a content-length, a long :path and a HEAD
+  // must each leave no trace in the request after it.
+  Client c;
+  c.open();
+  c.send(c.headers(1, request("GET", "/", {{"x-bad", "a\nb"}})));
+  CHECK(c.response(1).rst == static_cast<uint32_t>(ErrorCode::kProtocolError));
+  c.send(c.get(3, "/bytes/3"));
+  CHECK(c.response(3).fields == response_fields("200", "application/octet-stream", 3));
+  c.send(c.headers(5, request("POST", "/echo", {{"content-length", "2"}}), kEh) +
+         data(5, bytes("ab"), kEs));
+  CHECK(text(c.response(5).body) == "ab");
+  c.send(c.get(7));  // END_STREAM and no body: fine only if content-length 2 is gone
+  CHECK(text(c.response(7).body) == "Hello World\n");
+  c.send(c.get(9, "/bytes/" + std::string(400, '0') + "4"));  // on the heap
+  CHECK(c.response(9).body == pattern(4));
+  c.send(c.get(11, "/bytes/2"));  // inline again, shorter
+  CHECK(c.response(11).body == pattern(2));
+  c.send(c.headers(13, request("HEAD", "/")));
+  CHECK(c.response(13).ended);
+  CHECK(c.response(13).body.empty());
+  c.send(c.headers(15, request("GET", "/")));  // a GET after a HEAD has its body
+  CHECK(text(c.response(15).body) == "Hello World\n");
+  c.send(c.headers(17, {{":method", "GET"}, {":path", "/"}}));  // no :scheme: a reset, not the last one's
+  CHECK(c.response(17).rst == static_cast<uint32_t>(ErrorCode::kProtocolError));
+}
+
 TEST_CASE("routes: a :path is routed whole, at every length around the engine's inline copy") {
   // The engine keeps a :path of up to 256 octets inline and a longer one on
   // the heap (proto/short_string.h). /bytes/ + zeros + "7" is 7 octets only
