@@ -24,6 +24,7 @@ import subprocess
 import threading
 import time
 
+import kernel
 import procs
 
 PHASE_STARTED = "Main benchmark duration is started"
@@ -57,7 +58,7 @@ def _seconds(value):
     return str(int(value)) if float(value).is_integer() else f"{int(value * 1000)}ms"
 
 
-def run(registry, argv, server_pids, timeout, on_phase=None):
+def run(registry, argv, server_pids, timeout, on_phase=None, server_cpus=()):
     """Run h2load, sampling the server around the measured phase.
 
     Returns (output text, window) where window holds the server's CPU seconds,
@@ -69,6 +70,8 @@ def run(registry, argv, server_pids, timeout, on_phase=None):
     right after the CPU samples of those two instants (and only then), so
     that whatever else samples the server (its /stats) sits beside the CPU
     samples; the CPU samples themselves are taken first and not delayed.
+    The window's kernel_first and kernel_last are kernel.snapshot()s of
+    the same two instants (server_cpus: the CPUs whose irq time counts).
     """
     proc = registry.popen(argv, stdout=subprocess.PIPE,
                            stderr=subprocess.STDOUT, text=True, bufsize=1)
@@ -80,18 +83,18 @@ def run(registry, argv, server_pids, timeout, on_phase=None):
 
     watchdog = threading.Timer(timeout, kill_on_timeout)
     watchdog.start()
-    samples = {"start": _sample(server_pids, proc.pid)}
+    samples = {"start": _sample(server_pids, proc.pid, server_cpus)}
     lines, threads_over, threads = [], 0, _thread_count(argv)
     try:
         for line in proc.stdout:
             if PHASE_STARTED in line and "main_start" not in samples:
-                samples["main_start"] = _sample(server_pids, proc.pid)
+                samples["main_start"] = _sample(server_pids, proc.pid, server_cpus)
                 if on_phase:
                     on_phase("main_start")
             elif PHASE_OVER in line:
                 threads_over += 1
                 if threads_over == threads:
-                    samples["main_end"] = _sample(server_pids, proc.pid)
+                    samples["main_end"] = _sample(server_pids, proc.pid, server_cpus)
                     if on_phase:
                         on_phase("main_end")
             lines.append(line)
@@ -100,7 +103,7 @@ def run(registry, argv, server_pids, timeout, on_phase=None):
         watchdog.cancel()
         registry.stop(proc, 2)
         proc.stdout.close()
-    samples["end"] = _sample(server_pids, None)
+    samples["end"] = _sample(server_pids, None, server_cpus)
     if timed_out.is_set():
         lines.append(f"\n[harness] h2load killed after {timeout:.0f} s\n")
     if "main_start" in samples and "main_end" in samples:
@@ -120,11 +123,12 @@ def run(registry, argv, server_pids, timeout, on_phase=None):
                         if client_cpu is not None else None),
         "steal_s": last["steal"] - first["steal"],
         "exit_code": proc.returncode,
+        "kernel_first": first["kernel"], "kernel_last": last["kernel"],
     }
     return "".join(lines), window
 
 
-def run_bursts(registry, argv, server_pids, duration, timeout):
+def run_bursts(registry, argv, server_pids, duration, timeout, server_cpus=()):
     """churn: run argv (h2load -n N -c N: N connections, one request each) again
     and again until duration seconds have passed, the server sampled once
     around them all (one burst of a fast server is a few clock ticks).
@@ -132,16 +136,16 @@ def run_bursts(registry, argv, server_pids, duration, timeout):
     Returns (output texts, window) as run() does, method "bursts"; h2load's
     CPU comes from RUSAGE_CHILDREN (every burst is a reaped child).
     """
-    first = _sample(server_pids, None)
+    first = _sample(server_pids, None, server_cpus)
     children = _children_cpu()
     texts, exit_code = [], 0
     while True:
-        text, window = run(registry, argv, server_pids, timeout)
+        text, window = run(registry, argv, server_pids, timeout, server_cpus=server_cpus)
         texts.append(text)
         exit_code = window["exit_code"]
         if exit_code != 0 or time.monotonic() - first["wall"] >= duration:
             break
-    last = _sample(server_pids, None)
+    last = _sample(server_pids, None, server_cpus)
     server_cpu = last["server"] - first["server"]
     client_cpu = _children_cpu() - children
     return texts, {
@@ -150,6 +154,7 @@ def run_bursts(registry, argv, server_pids, duration, timeout):
         "other_cpu_s": max(0.0, last["busy"] - first["busy"] - server_cpu - client_cpu),
         "steal_s": last["steal"] - first["steal"], "exit_code": exit_code,
         "bursts": len(texts),
+        "kernel_first": first["kernel"], "kernel_last": last["kernel"],
     }
 
 
@@ -196,16 +201,20 @@ def _thread_count(argv):
     return 1
 
 
-def _sample(server_pids, client_pid):
-    """One instant: wall clock, server, client and whole-machine CPU seconds."""
+def _sample(server_pids, client_pid, server_cpus=()):
+    """One instant: wall clock, server, client and whole-machine CPU seconds,
+    then the kernel's counters (read after the CPU times, which they do not
+    delay)."""
     busy, steal = procs.machine_cpu_seconds()
-    return {
+    sample = {
         "wall": time.monotonic(),
         "server": procs.cpu_seconds(server_pids),
         "client": procs.cpu_seconds([client_pid]) if client_pid else 0.0,
         "busy": busy,
         "steal": steal,
     }
+    sample["kernel"] = kernel.snapshot(server_pids, server_cpus)
+    return sample
 
 
 _FINISHED = re.compile(r"^finished in (\S+), ([\d.]+) req/s, ([\d.]+)([KMG]?)B/s")

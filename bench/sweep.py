@@ -32,6 +32,7 @@ import sys
 import tempfile
 import time
 
+import kernel
 import loadgen
 import plots
 import procs
@@ -83,6 +84,7 @@ CSV_COLUMNS = [
     "window_s",
     "server_vmrss_kb", "server_vmhwm_kb",
     *serverstats.COLUMNS,
+    *kernel.COLUMNS,
     "application_protocol", "tls_protocol", "cipher",
     "server_cpus", "client_cpus", "server_cmd", "h2load_cmd", "note",
 ]
@@ -858,17 +860,20 @@ def measure(ctx, running, clients, streams, repetition, load=HELLO_LOAD, rps=Non
     try:
         if churn:
             texts, window = loadgen.run_bursts(ctx.registry, argv, running.pids,
-                                               args.duration, timeout=30 + clients / 50)
+                                               args.duration, timeout=30 + clients / 50,
+                                               server_cpus=ctx.server_cpus)
         else:
             text, window = loadgen.run(ctx.registry, argv, running.pids,
                                        timeout=args.warmup + args.duration + 30,
-                                       on_phase=sampler.on_phase if sampler else None)
+                                       on_phase=sampler.on_phase if sampler else None,
+                                       server_cpus=ctx.server_cpus)
             texts = [text]
         stats, stats_note = read_server_stats(sampler, window)
     finally:
         if sampler:
             sampler.close()
     rss, hwm = procs.memory_kb(running.pids)
+    socket_state = kernel.sockstat()
     text = "".join(texts)
     result = loadgen.combine([loadgen.parse(t) for t in texts])
     if log_file and os.path.exists(log_file):
@@ -914,6 +919,9 @@ def measure(ctx, running, clients, streams, repetition, load=HELLO_LOAD, rps=Non
     row.update(workload_columns(load, result, cpu_s, clients, rps, load_percent,
                                 ctx.idle.still_open() if ctx.idle else None))
     row.update(stats)
+    row.update(kernel.columns(window["kernel_first"], window["kernel_last"], window["wall_s"],
+                              succeeded, socket_state,
+                              len(ctx.server_cpus) or os.cpu_count() or 1))
     for column in CSV_COLUMNS:
         if column not in row:
             value = result.get(column, "")

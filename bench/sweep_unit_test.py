@@ -18,6 +18,7 @@ from unittest import mock
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+import kernel  # noqa: E402
 import loadgen  # noqa: E402
 import plots  # noqa: E402
 import procs  # noqa: E402
@@ -114,9 +115,9 @@ class H2loadTest(unittest.TestCase):
         order = []
         real_sample = loadgen._sample
 
-        def sample(pids, client):
+        def sample(pids, client, cpus=()):
             order.append("cpu")
-            return real_sample(pids, client)
+            return real_sample(pids, client, cpus)
         script = ("echo 'Main benchmark duration is started for thread #0.'; "
                   "echo 'Main benchmark duration is over for thread #0.'")
         with mock.patch("loadgen._sample", sample):
@@ -124,6 +125,18 @@ class H2loadTest(unittest.TestCase):
                         timeout=10, on_phase=order.append)
         # start (before h2load), main_start, main_end, end (after it exits).
         self.assertEqual(order, ["cpu", "cpu", "main_start", "cpu", "main_end", "cpu"])
+
+    def test_run_carries_kernel_snapshots_of_the_window(self):
+        script = ("echo 'Main benchmark duration is started for thread #0.'; "
+                  "echo 'Main benchmark duration is over for thread #0.'")
+        _, window = loadgen.run(procs.Registry(), ["sh", "-c", script, "-t", "1"],
+                                [os.getpid()], timeout=10, server_cpus=[0])
+        first, last = window["kernel_first"], window["kernel_last"]
+        self.assertLessEqual(first["voluntary"], last["voluntary"])
+        self.assertIn(("Tcp", "InSegs"), last["tcp"])
+        cells = kernel.columns(first, last, window["wall_s"], 10, kernel.sockstat(), 1)
+        self.assertEqual(set(cells), set(kernel.COLUMNS))
+        self.assertNotEqual(cells["sockstat_tcp_inuse"], "")
 
     def test_run_falls_back_to_whole_run(self):
         calls = []
@@ -865,6 +878,87 @@ class WorkloadPlotTest(unittest.TestCase):
 
 HELLO = workloads.Load("hello")
 
+
+
+SNMP = """Ip: Forwarding DefaultTTL
+Ip: 1 64
+Tcp: RtoAlgorithm RtoMin RtoMax MaxConn ActiveOpens CurrEstab InSegs OutSegs RetransSegs InErrs OutRsts
+Tcp: 1 200 120000 -1 10 3 1000 900 2 0 5
+"""
+NETSTAT = """TcpExt: SyncookiesSent DelayedACKs ListenOverflows ListenDrops TCPAutoCorking TCPOFOQueue
+TcpExt: 0 40 0 0 7 1
+IpExt: InNoRoutes
+IpExt: 0
+"""
+STAT = """cpu  1 2 3 4 5 6 7 8 0 0
+cpu0 10 0 10 100 0 3 30 0 0 0
+cpu1 10 0 10 100 0 4 40 0 0 0
+intr 12345
+"""
+
+
+class KernelCountersTest(unittest.TestCase):
+    """bench/kernel.py: /proc's formats read, deltas and the moved counters."""
+
+    def test_parsers(self):
+        tcp = kernel.parse_snmp(SNMP + NETSTAT)
+        self.assertEqual(tcp[("Tcp", "InSegs")], 1000)
+        self.assertEqual(tcp[("Tcp", "OutRsts")], 5)
+        self.assertEqual(tcp[("TcpExt", "DelayedACKs")], 40)
+        self.assertEqual(tcp[("Ip", "DefaultTTL")], 64)
+        self.assertEqual(kernel.parse_cpu_irq(STAT, {1}), (4, 40))
+        self.assertEqual(kernel.parse_cpu_irq(STAT, {0, 1}), (7, 70))
+        self.assertEqual(kernel.parse_sockstat(
+            "sockets: used 13\nTCP: inuse 4 orphan 1 tw 20 alloc 6 mem 3\nUDP: inuse 0 mem 0\n"),
+            {"inuse": 4, "orphan": 1, "tw": 20, "alloc": 6, "mem": 3})
+        self.assertEqual(kernel.parse_task_status(
+            "Name:\tx\nvoluntary_ctxt_switches:\t17\nnonvoluntary_ctxt_switches:\t3\n"), (17, 3))
+        self.assertEqual(kernel.parse_migrations("se.nr_migrations   :   9\nnr_switches : 1\n"), 9)
+        self.assertIsNone(kernel.parse_migrations("nr_switches : 1\n"))
+
+    def test_snapshot_of_a_fake_proc(self):
+        with tempfile.TemporaryDirectory() as root:
+            def write(path, text):
+                os.makedirs(os.path.dirname(os.path.join(root, path)), exist_ok=True)
+                with open(os.path.join(root, path), "w") as f:
+                    f.write(text)
+            write("42/stat", "42 (a (b) c) S 1 " + " ".join(["0"] * 9) + " 150 50 0 0\n")
+            for tid, (v, i) in (("42", (5, 1)), ("43", (7, 2))):
+                write(f"42/task/{tid}/status",
+                      f"voluntary_ctxt_switches: {v}\nnonvoluntary_ctxt_switches: {i}\n")
+                write(f"42/task/{tid}/sched", "se.nr_migrations : 2\n")
+            write("stat", STAT)
+            write("net/snmp", SNMP)
+            write("net/netstat", NETSTAT)
+            snap = kernel.snapshot([42], [1], proc_root=root)
+        self.assertEqual((snap["user"], snap["system"]), (150, 50))
+        self.assertEqual((snap["voluntary"], snap["involuntary"], snap["migrations"]), (12, 3, 4))
+        self.assertEqual((snap["irq"], snap["softirq"]), (4, 40))
+
+    def test_columns_are_deltas_per_request_and_name_what_else_moved(self):
+        ticks = procs.CLOCK_TICKS_PER_SECOND
+        first = {"user": 0, "system": 0, "voluntary": 100, "involuntary": 10,
+                 "migrations": None, "irq": 0, "softirq": 0,
+                 "tcp": kernel.parse_snmp(SNMP + NETSTAT)}
+        moved_tcp = dict(first["tcp"])
+        moved_tcp[("Tcp", "InSegs")] += 500
+        moved_tcp[("Tcp", "CurrEstab")] += 9          # a gauge: never listed
+        moved_tcp[("TcpExt", "TCPOFOQueue")] += 2     # not a fixed column: listed
+        last = {"user": ticks // 2, "system": ticks, "voluntary": 300, "involuntary": 10,
+                "migrations": 8, "irq": 0, "softirq": ticks // 4, "tcp": moved_tcp}
+        cells = kernel.columns(first, last, 1.0, 100, {"inuse": 4, "tw": 2, "mem": 9}, 1)
+        self.assertEqual(cells["server_user_cpu_percent"], "50.0")
+        self.assertEqual(cells["server_sys_cpu_percent"], "100.0")
+        self.assertEqual(cells["voluntary_cs_per_request"], "2.0000")
+        self.assertEqual(cells["involuntary_cs_per_request"], "0.0000")
+        self.assertEqual(cells["migrations_per_request"], "")  # unknown at the start
+        self.assertEqual(cells["server_cpus_softirq_percent"], "25.0")
+        self.assertEqual(cells["tcp_in_segs"], 500)
+        self.assertEqual(cells["tcp_out_segs"], 0)
+        self.assertEqual(cells["tcp_prune_called"], "")  # absent from this /proc
+        self.assertEqual(cells["tcp_counters_moved"], "TCPOFOQueue=+2")
+        self.assertEqual((cells["sockstat_tcp_inuse"], cells["sockstat_tcp_orphan"],
+                          cells["sockstat_tcp_mem_pages"]), (4, "", 9))
 
 if __name__ == "__main__":
     unittest.main()

@@ -96,6 +96,14 @@ for r in rows:
     assert r["status"] == "ok", f"{r['workload']} {r['label']}: {r['status']} {r['note']}"
     assert int(r["failed"]) == 0 and int(r["succeeded"]) > 0, (r["workload"], r["h2load_cmd"])
     seen.setdefault(r["workload"], set()).add(r["server"])
+    # What the kernel did, over the same window (bench/kernel.py): every run
+    # moved TCP segments and the server's thread switched context; a column
+    # left empty means a /proc read failed.
+    assert int(r["tcp_in_segs"]) > 0 and int(r["tcp_out_segs"]) > 0, (r["workload"], r["label"])
+    assert float(r["voluntary_cs_per_request"]) > 0, (r["workload"], r["label"])
+    for column in ("server_user_cpu_percent", "server_sys_cpu_percent",
+                   "server_cpus_softirq_percent", "sockstat_tcp_inuse"):
+        assert r[column] != "", f"{column} empty in {r['workload']} {r['label']}"
 for w in ("varied", "browser", "download", "upload", "churn", "mixed", "open-loop"):
     assert seen.get(w) == {"h2lab", "nghttpd"}, f"{w}: servers {seen.get(w)}"
 by = lambda w: [r for r in rows if r["workload"] == w]
