@@ -71,7 +71,8 @@ def run(registry, argv, server_pids, timeout, on_phase=None, server_cpus=()):
     that whatever else samples the server (its /stats) sits beside the CPU
     samples; the CPU samples themselves are taken first and not delayed.
     The window's kernel_first and kernel_last are kernel.snapshot()s of
-    the same two instants (server_cpus: the CPUs whose irq time counts).
+    the same two instants (server_cpus: the CPUs whose irq time counts;
+    None: not read, both None).
     """
     proc = registry.popen(argv, stdout=subprocess.PIPE,
                            stderr=subprocess.STDOUT, text=True, bufsize=1)
@@ -140,7 +141,8 @@ def run_bursts(registry, argv, server_pids, duration, timeout, server_cpus=()):
     children = _children_cpu()
     texts, exit_code = [], 0
     while True:
-        text, window = run(registry, argv, server_pids, timeout, server_cpus=server_cpus)
+        # The kernel is read once around all bursts, not around each.
+        text, window = run(registry, argv, server_pids, timeout, server_cpus=None)
         texts.append(text)
         exit_code = window["exit_code"]
         if exit_code != 0 or time.monotonic() - first["wall"] >= duration:
@@ -213,7 +215,8 @@ def _sample(server_pids, client_pid, server_cpus=()):
         "busy": busy,
         "steal": steal,
     }
-    sample["kernel"] = kernel.snapshot(server_pids, server_cpus)
+    sample["kernel"] = (kernel.snapshot(server_pids, server_cpus)
+                        if server_cpus is not None else None)
     return sample
 
 
