@@ -107,6 +107,7 @@ void serve_blocking_connection(int fd, Session& session, const ServerOptions& op
     }
     size_t octets_out = 0;
     const Io written = flush(fd, session, octets_out, stats);
+    if (written == Io::kDone && octets_out > 0) stats.syscalls.add(push_corked(fd, options));
     deadlines.on_write(Clock::now(), octets_out, session.wants_write(), session.progress());
     if (written == Io::kFailed) break;  // the peer went away; nothing to tell it
     if (session.wants_close()) {

@@ -380,6 +380,8 @@ void Reactor::write_to(Id id, Conn& c) {
     // the engine refilled) goes in the next write.
     if (!r.all_taken()) c.writable = false;
   }
+  // All handed over: what TCP_CORK holds back goes now (--tcp-cork).
+  if (written > 0 && !s.wants_write()) stats_.syscalls.add(push_corked(c.fd, options_));
   c.deadlines.on_write(now_, written, s.wants_write(), s.progress());
   set_events(c, s.wants_write() && !c.writable);
   if (s.wants_close()) {

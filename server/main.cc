@@ -75,6 +75,15 @@ Sockets (0 keeps the kernel's default; values the kernel changes are reported):
                          (default reuseport)
   --incoming-cpu on|off  SO_INCOMING_CPU on each reuseport listener, set to
                          its thread's CPU (needs --cpus) (default off)
+  --congestion NAME      TCP_CONGESTION: one of
+                         net.ipv4.tcp_available_congestion_control
+                         (default: the kernel's, tcp_congestion_control)
+  --max-pacing-rate BYTES
+                         SO_MAX_PACING_RATE: octets per second at most, per
+                         connection (default 0: no cap)
+  --tcp-cork on|off      TCP_CORK: only full segments leave until a
+                         connection's output of a turn is all handed over
+                         (default off)
 
 epoll:
   --epoll-trigger MODE   %s (default edge)
@@ -98,6 +107,18 @@ io_uring:
                          send from buffers registered with the ring (default off)
   --uring-send-zc BYTES  zero-copy sends from this size, 0 = never (default 0)
   --uring-napi US        NAPI busy polling (Linux 6.9), 0 = off (default 0)
+  --uring-recv-bundle on|off
+                         one recv completion fills several buffers
+                         (IORING_RECVSEND_BUNDLE, Linux 6.10) (default off)
+  --uring-incremental-buffers on|off
+                         a recv takes only what it fills of a provided
+                         buffer (IOU_PBUF_RING_INC, Linux 6.12) (default off)
+  --uring-register-ring-fd on|off
+                         io_uring_enter names the ring by its registered
+                         index (Linux 5.18) (default on)
+  --uring-no-sqarray on|off
+                         no SQ index array (IORING_SETUP_NO_SQARRAY, Linux
+                         6.6) (default off)
 
 Output:
   --write-policy NAME    %s: one write per loop turn, or one
@@ -257,6 +278,17 @@ Arguments parse_args(int argc, char** argv) {
       o.listen_backlog = static_cast<int>(parse_number(arg, take_value(), 1 << 30));
     } else if (arg == "--incoming-cpu") {
       o.incoming_cpu = parse_on_off(arg, take_value());
+    } else if (arg == "--congestion") {
+      o.congestion = take_value();
+      // TCP_CA_NAME_MAX is 16 with the NUL; the kernel checks the name.
+      if (o.congestion.empty() || o.congestion.size() > 15) {
+        usage_error("invalid value '" + value + "' for --congestion: expected a name such as " +
+                    "reno, cubic or bbr");
+      }
+    } else if (arg == "--max-pacing-rate") {
+      o.max_pacing_rate = parse_number(arg, take_value(), ~0UL - 1);
+    } else if (arg == "--tcp-cork") {
+      o.tcp_cork = parse_on_off(arg, take_value());
     } else if (arg == "--cpus") {
       const auto cpus = h2lab::server::parse_cpu_list(take_value());
       if (!cpus) {
@@ -292,6 +324,14 @@ Arguments parse_args(int argc, char** argv) {
       o.uring_send_zc_threshold = parse_number(arg, take_value(), 1 << 30);
     } else if (arg == "--uring-napi") {
       o.uring_napi_busy_poll_us = static_cast<unsigned>(parse_number(arg, take_value(), 1000000));
+    } else if (arg == "--uring-recv-bundle") {
+      o.uring_recv_bundle = parse_on_off(arg, take_value());
+    } else if (arg == "--uring-incremental-buffers") {
+      o.uring_incremental_buffers = parse_on_off(arg, take_value());
+    } else if (arg == "--uring-register-ring-fd") {
+      o.uring_register_ring_fd = parse_on_off(arg, take_value());
+    } else if (arg == "--uring-no-sqarray") {
+      o.uring_no_sqarray = parse_on_off(arg, take_value());
     } else if (arg == "--write-policy") {
       o.write_policy = parse_choice(arg, take_value(), h2lab::server::parse_write_policy,
                                     h2lab::server::write_policy_choices());

@@ -230,6 +230,11 @@ std::string options_conflict(const ServerOptions& o) {
         {o.uring_registered_buffers != d.uring_registered_buffers, "--uring-registered-buffers"},
         {o.uring_send_zc_threshold != d.uring_send_zc_threshold, "--uring-send-zc"},
         {o.uring_napi_busy_poll_us != d.uring_napi_busy_poll_us, "--uring-napi"},
+        {o.uring_recv_bundle != d.uring_recv_bundle, "--uring-recv-bundle"},
+        {o.uring_incremental_buffers != d.uring_incremental_buffers,
+         "--uring-incremental-buffers"},
+        {o.uring_register_ring_fd != d.uring_register_ring_fd, "--uring-register-ring-fd"},
+        {o.uring_no_sqarray != d.uring_no_sqarray, "--uring-no-sqarray"},
     };
     for (const auto& knob : uring_knobs) {
       if (knob.changed) return only_for(knob.flag, "--dispatch uring");

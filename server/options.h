@@ -180,6 +180,21 @@ struct ServerOptions {
   // TCP_NOTSENT_LOWAT: the socket reports writable only while fewer than
   // this many octets are unsent, bounding what sits in the kernel.
   unsigned notsent_lowat = 0;
+  // TCP_CONGESTION: the congestion control algorithm of every connection
+  // ("reno", "cubic", "bbr"; one of
+  // /proc/sys/net/ipv4/tcp_available_congestion_control). Empty: the
+  // kernel's default, net.ipv4.tcp_congestion_control.
+  std::string congestion;
+  // SO_MAX_PACING_RATE in octets per second: the most each connection
+  // sends per second (TCP's own pacing, or the fq qdisc's); 0 = no cap.
+  uint64_t max_pacing_rate = 0;
+  // TCP_CORK on every connection: the kernel sends only full segments and
+  // holds a partial one until the dispatcher pushes it (server/
+  // socket_options.h push_corked) once a connection's output of a turn has
+  // all been handed over: with --write-policy per-response, the responses
+  // of one turn leave in full segments instead of one segment (or more)
+  // each. Two system calls per push, counted.
+  bool tcp_cork = false;
   // SO_INCOMING_CPU on each reuseport listener, set to the CPU its thread
   // is pinned to (needs --cpus and reuseport listeners): the kernel hands a
   // connection to the listener of the CPU that received its packets.
@@ -223,6 +238,22 @@ struct ServerOptions {
   // NAPI busy polling registered with the ring (IORING_REGISTER_NAPI,
   // Linux 6.9): µs; 0 = off.
   unsigned uring_napi_busy_poll_us = 0;
+  // Recv bundles (IORING_RECVSEND_BUNDLE, Linux 6.10): one multishot recv
+  // completion may fill several provided buffers, in ring order, instead
+  // of one.
+  bool uring_recv_bundle = false;
+  // Incremental provided-buffer consumption (IOU_PBUF_RING_INC, Linux
+  // 6.12): a recv takes only what it fills of a buffer; the rest of the
+  // buffer serves the next recvs, so large buffers do not go out one per
+  // small read.
+  bool uring_incremental_buffers = false;
+  // io_uring_register_ring_fd: io_uring_enter names the ring by its index
+  // in the thread's registered-ring table (IORING_ENTER_REGISTERED_RING,
+  // Linux 5.18), saving the fd lookup of every enter.
+  bool uring_register_ring_fd = true;
+  // IORING_SETUP_NO_SQARRAY (Linux 6.6): the SQ has no index array; the
+  // kernel takes entries in ring order.
+  bool uring_no_sqarray = false;
 
   // Output policy knobs.
   WritePolicy write_policy = WritePolicy::kCoalesce;

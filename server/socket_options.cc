@@ -72,6 +72,67 @@ std::string refused(const char* flag, const std::string& shown, const char* opti
          std::strerror(error_number);
 }
 
+// The first line of a /proc/sys file ("reno bbr cubic"), "" when unreadable.
+std::string read_sysctl_line(const char* path) {
+  std::ifstream in(path);
+  std::string line;
+  std::getline(in, line);
+  return line;
+}
+
+// TCP_CONGESTION takes a name (up to TCP_CA_NAME_MAX, 16, with its NUL).
+// ENOENT: no such algorithm (not built, module not loaded); EPERM: one that
+// is available but not in tcp_allowed_congestion_control, for a process
+// without CAP_NET_ADMIN.
+std::string set_congestion(int fd, const std::string& name, std::vector<std::string>* notices) {
+  const std::string flag = "--congestion " + name;
+  if (::setsockopt(fd, IPPROTO_TCP, TCP_CONGESTION, name.data(),
+                   static_cast<socklen_t>(name.size())) != 0) {
+    const int error_number = errno;
+    const std::string available =
+        read_sysctl_line("/proc/sys/net/ipv4/tcp_available_congestion_control");
+    if (error_number == ENOENT) {
+      return flag + ": the kernel has no such congestion control; it offers " + available +
+             " (net.ipv4.tcp_available_congestion_control; modprobe tcp_" + name +
+             " to add one built as a module)";
+    }
+    if (error_number == EPERM) {
+      return flag + ": not permitted: without CAP_NET_ADMIN only " +
+             read_sysctl_line("/proc/sys/net/ipv4/tcp_allowed_congestion_control") +
+             " (net.ipv4.tcp_allowed_congestion_control) may be chosen, of " + available;
+    }
+    return refused("--congestion", name, "TCP_CONGESTION", error_number);
+  }
+  char got[16] = {};
+  socklen_t len = sizeof got;
+  if (::getsockopt(fd, IPPROTO_TCP, TCP_CONGESTION, got, &len) != 0) {
+    return flag + ": cannot read TCP_CONGESTION back: " + std::strerror(errno);
+  }
+  const std::string in_effect(got, strnlen(got, sizeof got));
+  if (in_effect != name && notices != nullptr) {
+    notices->push_back(flag + ": the kernel set " + in_effect);
+  }
+  return "";
+}
+
+// SO_MAX_PACING_RATE is an unsigned long in the kernel: 8 octets in and out.
+std::string set_max_pacing_rate(int fd, uint64_t rate, std::vector<std::string>* notices) {
+  const std::string shown = std::to_string(rate);
+  if (::setsockopt(fd, SOL_SOCKET, SO_MAX_PACING_RATE, &rate, sizeof rate) != 0) {
+    return refused("--max-pacing-rate", shown, "SO_MAX_PACING_RATE", errno);
+  }
+  uint64_t got = 0;
+  socklen_t len = sizeof got;
+  if (::getsockopt(fd, SOL_SOCKET, SO_MAX_PACING_RATE, &got, &len) != 0) {
+    return "--max-pacing-rate " + shown + ": cannot read SO_MAX_PACING_RATE back: " +
+           std::strerror(errno);
+  }
+  if (got != rate && notices != nullptr) {
+    notices->push_back("--max-pacing-rate " + shown + ": the kernel set " + std::to_string(got));
+  }
+  return "";
+}
+
 }  // namespace
 
 std::string configure_listener(int fd, const ServerOptions& options,
@@ -100,6 +161,9 @@ std::string configure_listener(int fd, const ServerOptions& options,
                      TCP_NOTSENT_LOWAT, "TCP_NOTSENT_LOWAT",
                      static_cast<int>(options.notsent_lowat)});
   }
+  if (options.tcp_cork) {
+    knobs.push_back({"--tcp-cork", "on", IPPROTO_TCP, TCP_CORK, "TCP_CORK", 1});
+  }
   for (const Knob& k : knobs) {
     if (::setsockopt(fd, k.level, k.name, &k.value, sizeof k.value) != 0) {
       return refused(k.flag, k.shown, k.name_text, errno);
@@ -120,6 +184,12 @@ std::string configure_listener(int fd, const ServerOptions& options,
     notices->push_back(std::string(k.flag) + " " + k.shown + ": the kernel set " +
                        std::to_string(got) + why);
   }
+  if (options.max_pacing_rate > 0) {
+    if (std::string why = set_max_pacing_rate(fd, options.max_pacing_rate, notices); !why.empty()) {
+      return why;
+    }
+  }
+  if (!options.congestion.empty()) return set_congestion(fd, options.congestion, notices);
   return "";
 }
 
@@ -154,6 +224,14 @@ bool rearm_quickack(int fd, const ServerOptions& options) noexcept {
   const int on = 1;
   ::setsockopt(fd, IPPROTO_TCP, TCP_QUICKACK, &on, sizeof on);
   return true;
+}
+
+int push_corked(int fd, const ServerOptions& options) noexcept {
+  if (!options.tcp_cork) return 0;
+  const int off = 0, on = 1;
+  ::setsockopt(fd, IPPROTO_TCP, TCP_CORK, &off, sizeof off);
+  ::setsockopt(fd, IPPROTO_TCP, TCP_CORK, &on, sizeof on);
+  return 2;
 }
 
 std::string set_epoll_busy_poll(int epfd, unsigned usecs) {

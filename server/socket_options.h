@@ -3,8 +3,9 @@
 // busy polling.
 //
 // Linux copies a listener's SO_SNDBUF, SO_RCVBUF (with their "set by the
-// user" locks, so autotuning stays off), SO_BUSY_POLL, TCP_NODELAY and
-// TCP_NOTSENT_LOWAT to every socket accept(2) returns (inet_csk_clone_lock
+// user" locks, so autotuning stays off), SO_BUSY_POLL, TCP_NODELAY,
+// TCP_NOTSENT_LOWAT, TCP_CORK, TCP_CONGESTION and SO_MAX_PACING_RATE to
+// every socket accept(2) returns (inet_csk_clone_lock
 // copies the whole socket; verified with getsockopt on accepted sockets on
 // Linux 6.18, IPv4 and IPv6 — tests/socket_options_test.cc checks it on
 // every run). So these are set once, on the listener, and an accepted
@@ -23,8 +24,11 @@ namespace h2lab::server {
 // Before bind(2) and listen(2) on a listening socket `fd`: sets SO_RCVBUF
 // (before listen(2): the window scale a connection announces in its SYN-ACK
 // follows the receive buffer it inherits), SO_SNDBUF, SO_BUSY_POLL,
-// TCP_NODELAY and TCP_NOTSENT_LOWAT — each only when options ask for it —
-// and reads each back. Returns "" on success, else why, naming the flag:
+// TCP_NODELAY, TCP_NOTSENT_LOWAT, TCP_CORK, SO_MAX_PACING_RATE and
+// TCP_CONGESTION — each only when options ask for it — and reads each
+// back. A congestion control the kernel does not have is refused with the
+// list it offers (/proc/sys/net/ipv4/tcp_available_congestion_control).
+// Returns "" on success, else why, naming the flag:
 // "--busy-poll 3000000000: the kernel refused SO_BUSY_POLL: Invalid
 // argument". When `notices` is non-null, appends one line per value the
 // kernel changed ("--sndbuf 100000000: the kernel set 8388608 (it doubles
@@ -48,6 +52,12 @@ std::string set_incoming_cpu(int fd, unsigned cpu);
 // that returned data. Returns true when it made a system call (for the
 // counters).
 bool rearm_quickack(int fd, const ServerOptions& options) noexcept;
+
+// With options.tcp_cork: sends the partial segment TCP_CORK holds back
+// (TCP_CORK off pushes it out, then on again for the next writes). A
+// dispatcher calls it once a connection's output has all been handed to
+// the kernel. Returns the system calls it made (0 or 2), for the counters.
+int push_corked(int fd, const ServerOptions& options) noexcept;
 
 // epoll busy polling (EPIOCSPARAMS, Linux 6.9) on the epoll instance
 // `epfd`: epoll_wait spins up to `usecs` on the NAPI queues of its sockets

@@ -32,6 +32,8 @@ constexpr Field kFields[] = {
     {"buffer_exhaustion", &StatsRegistry::Totals::buffer_exhaustion,
      &ThreadStats::buffer_exhaustion},
     {"zero_copy_sends", &StatsRegistry::Totals::zero_copy_sends, &ThreadStats::zero_copy_sends},
+    {"bundled_reads", &StatsRegistry::Totals::bundled_reads, &ThreadStats::bundled_reads},
+    {"buffers_kept", &StatsRegistry::Totals::buffers_kept, &ThreadStats::buffers_kept},
 };
 
 // RFC 9113 §7, for the "goaways" object's keys.
@@ -95,6 +97,24 @@ std::string render_connections(const ConnectionCounts& c) {
          ", \"idle\": " + std::to_string(c.evicted_idle) + "}}";
 }
 
+// Seconds from µs, three decimals.
+std::string seconds_text(uint64_t us) {
+  char text[32];
+  std::snprintf(text, sizeof text, "%.3f", static_cast<double>(us) / 1e6);
+  return text;
+}
+
+// The "process" object: CPU time and context switches since the server
+// started, and the switches per request served meanwhile.
+std::string render_usage(const ProcessUsage& u, uint64_t requests) {
+  return "{\"user_cpu_s\": " + seconds_text(u.user_us) + ", \"system_cpu_s\": " +
+         seconds_text(u.system_us) + ", \"voluntary_context_switches\": " +
+         std::to_string(u.voluntary_switches) + ", \"involuntary_context_switches\": " +
+         std::to_string(u.involuntary_switches) + ", \"voluntary_switches_per_request\": " +
+         ratio(u.voluntary_switches, requests) + ", \"involuntary_switches_per_request\": " +
+         ratio(u.involuntary_switches, requests) + "}";
+}
+
 std::string json_string(const std::string& s) {
   std::string out = "\"";
   for (const char c : s) {
@@ -135,7 +155,11 @@ uint64_t StatsRegistry::Totals::latency_quantile_ns(double fraction) const noexc
   return LatencyHistogram::bucket_limit_ns(LatencyHistogram::kBuckets - 1);
 }
 
-StatsRegistry::StatsRegistry() : started_(Clock::now()), last_live_at_(started_) {}
+StatsRegistry::StatsRegistry()
+    : started_(Clock::now()),
+      usage_at_start_(process_usage()),
+      last_live_at_(started_),
+      last_live_usage_(usage_at_start_) {}
 StatsRegistry::~StatsRegistry() = default;
 
 ThreadStats& StatsRegistry::open(std::string thread_name) {
@@ -174,7 +198,9 @@ std::string StatsRegistry::json(const ConnectionCounts& connections) const {
   std::snprintf(uptime, sizeof uptime, "%.3f",
                 std::chrono::duration<double>(Clock::now() - started_).count());
   return "{" + description_ + (description_.empty() ? "" : ", ") + "\"uptime_s\": " + uptime +
-         ", \"connections\": " + render_connections(connections) + ", \"totals\": {" +
+         ", \"connections\": " + render_connections(connections) +
+         ", \"process\": " + render_usage(process_usage().since(usage_at_start_), all.requests) +
+         ", \"totals\": {" +
          render_counters(all) + "}, \"threads\": [" + threads + "]}";
 }
 
@@ -201,21 +227,29 @@ std::string StatsRegistry::summary(const ConnectionCounts& connections) const {
 
 std::string StatsRegistry::live_line(const ConnectionCounts& connections) {
   const Totals now = totals();
+  const ProcessUsage usage = process_usage();
+  const ProcessUsage used = usage.since(last_live_usage_);
   const auto at = Clock::now();
   const double seconds = std::max(1e-9, std::chrono::duration<double>(at - last_live_at_).count());
   const uint64_t requests = now.requests - last_live_.requests;
-  char text[512];
+  char text[640];
   std::snprintf(text, sizeof text,
                 "%.0f req/s, %.1f MB/s out, %" PRIu64 " connections, %s syscalls/req, "
-                "%s req/wait, %" PRIu64 " partial writes, %" PRIu64 " backpressure pauses",
+                "%s req/wait, %" PRIu64 " partial writes, %" PRIu64 " backpressure pauses, "
+                "CPU %.0f%% user %.0f%% system, %s voluntary and %s involuntary switches/req",
                 static_cast<double>(requests) / seconds,
                 static_cast<double>(now.bytes_out - last_live_.bytes_out) / seconds / 1e6,
                 connections.active, ratio(now.syscalls - last_live_.syscalls, requests).c_str(),
                 ratio(requests, now.waits - last_live_.waits).c_str(),
                 now.partial_writes - last_live_.partial_writes,
-                now.backpressure_pauses - last_live_.backpressure_pauses);
+                now.backpressure_pauses - last_live_.backpressure_pauses,
+                static_cast<double>(used.user_us) / 1e4 / seconds,
+                static_cast<double>(used.system_us) / 1e4 / seconds,
+                ratio(used.voluntary_switches, requests).c_str(),
+                ratio(used.involuntary_switches, requests).c_str());
   last_live_ = now;
   last_live_at_ = at;
+  last_live_usage_ = usage;
   return text;
 }
 

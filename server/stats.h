@@ -20,6 +20,7 @@
 #include <string>
 
 #include "server/connection_limit.h"
+#include "server/process_usage.h"
 
 namespace h2lab::server {
 
@@ -101,6 +102,9 @@ struct alignas(64) ThreadStats {  // its own cache lines: no false sharing betwe
   Counter events;             // epoll events / completions handled
   Counter buffer_exhaustion;  // uring: a recv found the provided-buffer ring empty
   Counter zero_copy_sends;    // uring: writes sent zero-copy (--uring-send-zc, registered buffers)
+  Counter bundled_reads;      // uring: recv completions that filled more than one buffer
+  Counter buffers_kept;       // uring: recv completions that left the rest of their buffer to
+                              // the kernel (IORING_CQE_F_BUF_MORE, --uring-incremental-buffers)
 
   // From the read that brought a request's first octets to the write that
   // handed the last octet of its response to the kernel (server/session.h).
@@ -125,7 +129,9 @@ class StatsRegistry {
   void set_description(std::string json_members) { description_ = std::move(json_members); }
 
   // The server's part of /stats: {…description, "uptime_s", "connections":
-  // {the limit's counts}, "totals": {…}, "threads": [{"name", …}, …]}.
+  // {the limit's counts}, "process": {what the kernel accounted to the
+  // process since the registry was made}, "totals": {…}, "threads":
+  // [{"name", …}, …]}.
   std::string json(const ConnectionCounts& connections) const;
   // A few lines for the log when the server stops.
   std::string summary(const ConnectionCounts& connections) const;
@@ -137,7 +143,7 @@ class StatsRegistry {
     uint64_t connections = 0, requests = 0, responses = 0, bytes_in = 0, bytes_out = 0,
              backpressure_pauses = 0, reads = 0, writes = 0, partial_writes = 0, syscalls = 0,
              waits = 0, events = 0, buffer_exhaustion = 0, zero_copy_sends = 0,
-             latency_total_ns = 0;
+             bundled_reads = 0, buffers_kept = 0, latency_total_ns = 0;
     std::array<uint64_t, kGoawayCodes> goaways{};
     std::array<uint64_t, LatencyHistogram::kBuckets> latency{};
     void add(const ThreadStats& s) noexcept;
@@ -154,9 +160,11 @@ class StatsRegistry {
   Totals finished_;
   std::string description_;
   const std::chrono::steady_clock::time_point started_;
+  const ProcessUsage usage_at_start_;
   // live_line()'s previous sample.
   Totals last_live_;
   std::chrono::steady_clock::time_point last_live_at_;
+  ProcessUsage last_live_usage_;
 };
 
 }  // namespace h2lab::server

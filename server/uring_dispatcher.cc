@@ -18,8 +18,11 @@
 //                           recv
 //     recv (multishot)    → Session::on_data straight from the provided
 //                           buffer, which goes back to the buffer ring at once
-//                           (the session keeps no pointer into its input);
-//                           TCP_QUICKACK again (--tcp-quickack)
+//                           (the session keeps no pointer into its input) —
+//                           several buffers with --uring-recv-bundle, and with
+//                           --uring-incremental-buffers only once the kernel
+//                           has filled all of it; TCP_QUICKACK again
+//                           (--tcp-quickack)
 //     send done           → on_written; a short send is resumed below. A
 //                           zero-copy sendmsg's output is consumed only at
 //                           its notification (IORING_CQE_F_NOTIF); a staged
@@ -56,6 +59,8 @@
 //                (TCP_QUICKACK) and what admit_connection makes. Not
 //                counted: ring setup and teardown, memory allocation.
 //   buffer_exhaustion  recv completions with -ENOBUFS
+//   bundled_reads  recv completions that filled more than one buffer
+//   buffers_kept   recv completions with IORING_CQE_F_BUF_MORE
 #include <liburing.h>
 #include <signal.h>  // _NSIG
 #include <sys/socket.h>
@@ -84,6 +89,7 @@
 #include "server/loop_group.h"
 #include "server/memory_trim.h"
 #include "server/socket_options.h"
+#include "server/uring_abi.h"
 
 namespace h2lab::server {
 namespace {
@@ -157,6 +163,8 @@ class Proactor final : public RoomMaker {
   void start_send(Id id, Conn& c);
   bool start_staged_send(Id id, Conn& c, std::span<const iovec> iov);
   void recycle(uint16_t bid);
+  template <typename Use>
+  void consume_buffers(const io_uring_cqe& cqe, Use&& use);
   void take_file_slot(Conn& c);
   void release_file_slot(Conn& c);
 
@@ -198,6 +206,12 @@ class Proactor final : public RoomMaker {
   std::vector<int> free_file_slots_;       // --uring-fixed-files
   std::vector<unsigned> free_send_slots_;  // --uring-registered-buffers
   std::vector<Id> send_slot_owner_;        // the connection a staged send's result goes to
+  // Where each provided buffer sits in the buffer ring (the position it was
+  // last added at; a bundle's buffers follow the first one named), and —
+  // with --uring-incremental-buffers — how much of it the kernel filled
+  // before it kept the rest.
+  std::vector<uint16_t> buffer_position_;
+  std::vector<uint32_t> buffer_filled_;
   MemoryTrim trim_;
 };
 
@@ -259,6 +273,14 @@ Proactor::Proactor(LoopDispatcher& d, unsigned index, std::unique_ptr<UringRing>
   for (int i = static_cast<int>(plan_.file_slots) - 1; i >= 0; --i) free_file_slots_.push_back(i);
   for (unsigned i = plan_.send_slots; i-- > 0;) free_send_slots_.push_back(i);
   send_slot_owner_.assign(plan_.send_slots, 0);
+  buffer_position_.resize(plan_.recv_buffers);
+  for (unsigned bid = 0; bid < plan_.recv_buffers; ++bid) {
+    buffer_position_[bid] = static_cast<uint16_t>(bid);
+  }
+  buffer_filled_.assign(plan_.recv_buffers, 0);
+  if (!ring_->ring_fd_refusal.empty()) {
+    log_line("uring proactor %u: %s", index, ring_->ring_fd_refusal.c_str());
+  }
 }
 
 Proactor::~Proactor() {
@@ -275,14 +297,17 @@ Proactor::~Proactor() {
 
 // Makes the SQEs prepared since the last call visible to the kernel: fills
 // the SQ index array for them (liburing 2.3 keeps it 1:1, so this writes
-// what is there already, but the loop does not rely on that) and stores the
-// new tail with release semantics. No syscall. Returns how many entries the
+// what is there already, but the loop does not rely on that; a ring without
+// one, --uring-no-sqarray, takes the entries in order) and stores the new
+// tail with release semantics. No syscall. Returns how many entries the
 // kernel has not consumed yet.
 unsigned Proactor::publish_sqes() noexcept {
   io_uring_sq& sq = r_.sq;
   const unsigned tail = sq.sqe_tail;
   if (sq.sqe_head != tail) {
-    for (unsigned i = sq.sqe_head; i != tail; ++i) sq.array[i & sq.ring_mask] = i & sq.ring_mask;
+    if (ring_->has_sq_array) {
+      for (unsigned i = sq.sqe_head; i != tail; ++i) sq.array[i & sq.ring_mask] = i & sq.ring_mask;
+    }
     sq.sqe_head = tail;
     io_uring_smp_store_release(sq.ktail, tail);
   }
@@ -416,6 +441,7 @@ void Proactor::arm_recv(Id id, Conn& c) {
   target(sqe, c);
   sqe->flags |= IOSQE_BUFFER_SELECT;
   sqe->buf_group = kBufferGroup;
+  if (plan_.recv_bundle) sqe->ioprio |= uring_abi::kRecvSendBundle;
   io_uring_sqe_set_data64(sqe, tag(id, kRecv));
   c.recv_armed = true;
 }
@@ -489,9 +515,48 @@ bool Proactor::start_staged_send(Id id, Conn& c, std::span<const iovec> iov) {
 }
 
 void Proactor::recycle(uint16_t bid) {
+  buffer_position_[bid] = ring_->buf_ring->tail;  // where the add below puts it
   io_uring_buf_ring_add(ring_->buf_ring, ring_->recv_buffer(bid), plan_.recv_buffer_size, bid,
                         io_uring_buf_ring_mask(plan_.recv_buffers), 0);
   io_uring_buf_ring_advance(ring_->buf_ring, 1);
+}
+
+// Hands `use` the octets of a recv completion chunk by chunk, in the order
+// they arrived, and gives each provided buffer back to the ring after —
+// except the last one when the kernel keeps the rest of it for the next
+// recv (IORING_CQE_F_BUF_MORE, --uring-incremental-buffers). Without bundles
+// a completion fills one buffer; with them (--uring-recv-bundle) it may
+// fill several, which the kernel took from the ring in order starting at
+// the one named: the ring's own entries say which follow. They are read
+// before the buffer ahead of them is given back, whose add could reuse a
+// slot the ring has passed. The kernel posts recv completions in the order
+// it picked their buffers, so none of a bundle's slots has been reused yet.
+template <typename Use>
+void Proactor::consume_buffers(const io_uring_cqe& cqe, Use&& use) {
+  const unsigned mask = static_cast<unsigned>(io_uring_buf_ring_mask(plan_.recv_buffers));
+  auto bid = static_cast<uint16_t>(cqe.flags >> IORING_CQE_BUFFER_SHIFT);
+  uint16_t position = buffer_position_[bid];
+  size_t left = static_cast<size_t>(cqe.res);
+  unsigned filled = 0;
+  while (left > 0) {
+    const uint32_t offset = buffer_filled_[bid];
+    const size_t n = std::min<size_t>(left, plan_.recv_buffer_size - offset);
+    if (n == 0) break;  // a buffer the kernel cannot have filled: nothing more to trust
+    left -= n;
+    ++filled;
+    use(ring_->recv_buffer(bid) + offset, n);
+    const uint16_t next = ++position;
+    const uint16_t next_bid = left > 0 ? ring_->buf_ring->bufs[next & mask].bid : 0;
+    if (left == 0 && (cqe.flags & uring_abi::kCqeBufMore)) {
+      buffer_filled_[bid] = static_cast<uint32_t>(offset + n);  // still the kernel's
+      stats_.buffers_kept.add();
+    } else {
+      buffer_filled_[bid] = 0;
+      recycle(bid);  // the session kept no pointer into it
+    }
+    bid = next_bid;
+  }
+  if (filled > 1) stats_.bundled_reads.add();
 }
 
 // Registers the connection's socket in a free slot of the ring's file table
@@ -646,30 +711,29 @@ void Proactor::on_recv(Id id, const io_uring_cqe& cqe) {
   if (cqe.res >= 0) stats_.reads.add();
   if (cqe.res == -ENOBUFS) stats_.buffer_exhaustion.add();
   if (cqe.res > 0 && (cqe.flags & IORING_CQE_F_BUFFER)) {
-    const auto bid = static_cast<uint16_t>(cqe.flags >> IORING_CQE_BUFFER_SHIFT);
-    const uint8_t* data = ring_->recv_buffer(bid);
-    const size_t size = static_cast<size_t>(cqe.res);
-    if (c == nullptr || c->closing) {
-      // discarded
-    } else if (c->lingering) {
-      // discarded, up to a bound: still flooding after our FIN, close
-      if (!c->deadlines.linger_discard(size)) {
-        recycle(bid);
-        abort(id, *c);
-        return;
-      }
-    } else {
-      if (!c->session->wants_read()) {
+    bool flooding = false;  // lingering, and past the bound of what it discards
+    consume_buffers(cqe, [&](const uint8_t* data, size_t size) {
+      if (c == nullptr || c->closing || flooding) {
+        // discarded
+      } else if (c->lingering) {
+        // discarded, up to a bound: still flooding after our FIN, close
+        flooding = !c->deadlines.linger_discard(size);
+      } else if (!c->session->wants_read()) {
         c->held.insert(c->held.end(), data, data + size);  // the cancel is on its way
       } else {
         c->session->on_data({data, size});
         c->deadlines.on_input(now_, c->session->progress(), size);
         track_setup(*c, d_.board, index_);
       }
-      // The kernel leaves quick-ack mode by itself: set it again per read.
-      if (rearm_quickack(c->fd, options_)) stats_.syscalls.add();
+    });
+    if (flooding) {
+      abort(id, *c);
+      return;
     }
-    recycle(bid);  // the session kept no pointer into it
+    // The kernel leaves quick-ack mode by itself: set it again per read.
+    if (c != nullptr && !c->closing && !c->lingering && rearm_quickack(c->fd, options_)) {
+      stats_.syscalls.add();
+    }
   }
   if (c == nullptr) return;
   if (cqe.res == 0) {
@@ -726,6 +790,8 @@ void Proactor::send_done(Id id, Conn& c, int result) {
     c.session->on_written(static_cast<size_t>(result));
     c.deadlines.on_write(now_, static_cast<size_t>(result), c.session->wants_write(),
                          c.session->progress());
+    // All handed over: what TCP_CORK holds back goes now (--tcp-cork).
+    if (!c.session->wants_write()) stats_.syscalls.add(push_corked(c.fd, options_));
   }
   queued_.add(id, c);
 }

@@ -4,6 +4,7 @@
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -17,6 +18,7 @@
 
 #include "server/connection_limit.h"
 #include "server/io_uring_probe.h"
+#include "server/uring_abi.h"
 
 namespace h2lab::server {
 namespace {
@@ -34,16 +36,6 @@ std::string errno_text(int negative_errno) { return std::strerror(-negative_errn
 constexpr unsigned kSendSlots = 32;
 constexpr unsigned kSendSlotSize = 32 * 1024;
 constexpr uint16_t kBufferGroup = 0;
-
-// IORING_REGISTER_NAPI (Linux 6.9) postdates liburing 2.3's headers.
-constexpr unsigned kRegisterNapi = 27;
-struct NapiRegistration {
-  uint32_t busy_poll_to;  // µs
-  uint8_t prefer_busy_poll;
-  uint8_t pad[3];
-  uint64_t resv;
-};
-static_assert(sizeof(NapiRegistration) == 16, "struct io_uring_napi is 16 octets");
 
 unsigned next_power_of_two(size_t n, unsigned floor, unsigned cap) {
   unsigned v = floor;
@@ -75,12 +67,31 @@ std::string flag_names(unsigned setup_flags) {
                 {IORING_SETUP_COOP_TASKRUN, "COOP_TASKRUN"},
                 {IORING_SETUP_TASKRUN_FLAG, "TASKRUN_FLAG"},
                 {IORING_SETUP_SINGLE_ISSUER, "SINGLE_ISSUER"},
-                {IORING_SETUP_DEFER_TASKRUN, "DEFER_TASKRUN"}};
+                {IORING_SETUP_DEFER_TASKRUN, "DEFER_TASKRUN"},
+                {uring_abi::kSetupNoSqArray, "NO_SQARRAY"}};
   std::string out;
   for (const auto& n : kNames) {
     if (setup_flags & n.bit) out += (out.empty() ? "" : "|") + std::string(n.name);
   }
   return out.empty() ? "no task-run flags" : out;
+}
+
+// io_uring_queue_init_params, except with IORING_SETUP_NO_SQARRAY:
+// liburing 2.3 fills the SQ index array at init, at the offset the kernel
+// reports for it — 0 when there is none, which would overwrite the ring's
+// head and tail. So that ring is set up with the system call and only
+// mapped by liburing (io_uring_queue_mmap writes nothing). 0 or -errno.
+int init_ring(unsigned entries, io_uring& ring, io_uring_params& p) {
+  if (!(p.flags & uring_abi::kSetupNoSqArray)) {
+    return io_uring_queue_init_params(entries, &ring, &p);
+  }
+  const long fd = ::syscall(__NR_io_uring_setup, entries, &p);
+  if (fd < 0) return -errno;
+  if (const int rc = io_uring_queue_mmap(static_cast<int>(fd), &p, &ring); rc != 0) {
+    ::close(static_cast<int>(fd));
+    return rc;
+  }
+  return 0;
 }
 
 int try_setup(const UringRingPlan& plan, unsigned flags) {
@@ -90,7 +101,7 @@ int try_setup(const UringRingPlan& plan, unsigned flags) {
   p.cq_entries = plan.cq_entries;
   p.sq_thread_idle = plan.sqpoll_idle_ms;
   if (flags & IORING_SETUP_SQ_AFF) p.sq_thread_cpu = static_cast<unsigned>(plan.sqpoll_cpu);
-  if (const int rc = io_uring_queue_init_params(plan.sq_entries, &ring, &p); rc != 0) return rc;
+  if (const int rc = init_ring(plan.sq_entries, ring, p); rc != 0) return rc;
   io_uring_queue_exit(&ring);
   return 0;
 }
@@ -99,6 +110,10 @@ int try_setup(const UringRingPlan& plan, unsigned flags) {
 // retrying without each in turn.
 std::string setup_failure(const UringRingPlan& plan, int rc) {
   const std::string error = errno_text(rc);
+  if (plan.no_sqarray && try_setup(plan, plan.setup_flags & ~uring_abi::kSetupNoSqArray) == 0) {
+    return "--uring-no-sqarray on: the kernel refused IORING_SETUP_NO_SQARRAY: " + error +
+           (rc == -EINVAL ? " (rings without an SQ array need Linux 6.6)" : "");
+  }
   const unsigned task_flags = IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG |
                               IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN;
   if ((plan.setup_flags & IORING_SETUP_SQ_AFF) &&
@@ -180,13 +195,19 @@ UringRingPlan plan_uring_ring(const ServerOptions& options) {
   }
   plan.send_zc_threshold = options.uring_send_zc_threshold;
   plan.napi_busy_poll_us = options.uring_napi_busy_poll_us;
+  plan.recv_bundle = options.uring_recv_bundle;
+  plan.incremental_buffers = options.uring_incremental_buffers;
+  plan.register_ring_fd = options.uring_register_ring_fd;
+  plan.no_sqarray = options.uring_no_sqarray;
+  if (plan.no_sqarray) plan.setup_flags |= uring_abi::kSetupNoSqArray;
   plan.cq_entries = cq_entries_for(options, plan.sq_entries, plan.send_slots);
   return plan;
 }
 
 std::string describe_uring_plan(const UringRingPlan& plan, unsigned rings) {
-  const unsigned task_flags = plan.setup_flags & ~(IORING_SETUP_CQSIZE | IORING_SETUP_CLAMP |
-                                                   IORING_SETUP_SQPOLL | IORING_SETUP_SQ_AFF);
+  const unsigned task_flags =
+      plan.setup_flags & ~(IORING_SETUP_CQSIZE | IORING_SETUP_CLAMP | IORING_SETUP_SQPOLL |
+                           IORING_SETUP_SQ_AFF | uring_abi::kSetupNoSqArray);
   std::string s = std::to_string(rings) + " ring(s), SQ " + std::to_string(plan.sq_entries) +
                   " / CQ " + std::to_string(plan.cq_entries) + " entries, " +
                   flag_names(task_flags) +
@@ -207,6 +228,10 @@ std::string describe_uring_plan(const UringRingPlan& plan, unsigned rings) {
            : ", no zero-copy sendmsg";
   s += plan.napi_busy_poll_us ? ", NAPI busy poll " + std::to_string(plan.napi_busy_poll_us) + " µs"
                               : ", no NAPI";
+  s += plan.recv_bundle ? ", recv bundles" : "";
+  s += plan.incremental_buffers ? ", incremental buffers" : "";
+  s += plan.register_ring_fd ? ", registered ring fd" : ", ring entered by its fd";
+  s += plan.no_sqarray ? ", no SQ array" : "";
   return s;
 }
 
@@ -237,17 +262,24 @@ std::string UringRing::open(const UringRingPlan& plan) {
   p.cq_entries = plan.cq_entries;
   p.sq_thread_idle = plan.sqpoll_idle_ms;  // ms of idleness before the SQPOLL thread sleeps
   if (plan.setup_flags & IORING_SETUP_SQ_AFF) p.sq_thread_cpu = static_cast<unsigned>(plan.sqpoll_cpu);
-  if (const int rc = io_uring_queue_init_params(plan.sq_entries, &ring, &p); rc != 0) {
-    return setup_failure(plan, rc);
-  }
+  if (const int rc = init_ring(plan.sq_entries, ring, p); rc != 0) return setup_failure(plan, rc);
   open_ = true;
   sq_entries = p.sq_entries;
   cq_entries = p.cq_entries;
+  has_sq_array = p.sq_off.array != 0;
+  register_ring_fd_ = plan.register_ring_fd;
 
   auto fail = [this](std::string why) {
     close();
     return why;
   };
+  if (plan.no_sqarray && has_sq_array) {
+    return fail("--uring-no-sqarray on: the kernel set the ring up with an SQ array");
+  }
+  if (plan.recv_bundle && !(p.features & uring_abi::kFeatRecvSendBundle)) {
+    return fail("--uring-recv-bundle on: the kernel lacks IORING_FEAT_RECVSEND_BUNDLE "
+                "(recv bundles need Linux 6.10)");
+  }
 
   // The provided-buffer ring (liburing 2.3 has no io_uring_setup_buf_ring):
   // page-aligned ring memory, registered, then filled with every buffer.
@@ -273,7 +305,14 @@ std::string UringRing::open(const UringRingPlan& plan) {
   reg.ring_addr = reinterpret_cast<uintptr_t>(buf_ring);
   reg.ring_entries = plan.recv_buffers;
   reg.bgid = kBufferGroup;
+  // The kernel's `flags` is liburing 2.3's `pad` (the same 16 bits).
+  if (plan.incremental_buffers) reg.pad = uring_abi::kPbufRingIncremental;
   if (const int rc = io_uring_register_buf_ring(&ring, &reg, 0); rc != 0) {
+    if (plan.incremental_buffers) {
+      return fail("--uring-incremental-buffers on: the kernel refused a buffer ring with "
+                  "IOU_PBUF_RING_INC: " + errno_text(rc) +
+                  (rc == -EINVAL ? " (incremental buffer consumption needs Linux 6.12)" : ""));
+    }
     return fail(buffers_flags + ": io_uring_register_buf_ring: " + errno_text(rc));
   }
   io_uring_buf_ring_init(buf_ring);
@@ -338,10 +377,11 @@ std::string UringRing::open(const UringRingPlan& plan) {
   }
 
   if (plan.napi_busy_poll_us != 0) {
-    NapiRegistration napi{};
+    uring_abi::NapiRegistration napi{};
     napi.busy_poll_to = plan.napi_busy_poll_us;
     // liburing's io_uring_register is the raw syscall (-errno on failure).
-    if (const int rc = io_uring_register(static_cast<unsigned>(ring.ring_fd), kRegisterNapi, &napi, 1);
+    if (const int rc = io_uring_register(static_cast<unsigned>(ring.ring_fd),
+                                         uring_abi::kRegisterNapi, &napi, 1);
         rc < 0) {
       return fail("--uring-napi " + std::to_string(plan.napi_busy_poll_us) +
                   ": the kernel refused IORING_REGISTER_NAPI: " + errno_text(rc) +
@@ -358,9 +398,18 @@ std::string UringRing::enable() {
       rc < 0) {
     return "IORING_REGISTER_ENABLE_RINGS: " + errno_text(rc);
   }
-  // Saves an fd lookup per io_uring_enter; optional. The registration is
-  // the calling thread's, like the ring from now on.
-  ring_fd_registered = io_uring_register_ring_fd(&ring) == 1;
+  // Saves an fd lookup per io_uring_enter; the ring serves without it. The
+  // registration is the calling thread's, like the ring from now on.
+  if (register_ring_fd_) {
+    const int rc = io_uring_register_ring_fd(&ring);
+    ring_fd_registered = rc == 1;  // the number of rings registered
+    if (!ring_fd_registered) {
+      ring_fd_refusal =
+          "--uring-register-ring-fd on: the kernel refused IORING_REGISTER_RING_FDS: " +
+          (rc < 0 ? errno_text(rc) : "registered " + std::to_string(rc)) +
+                        " (Linux 5.18); the ring is entered by its fd";
+    }
+  }
   return "";
 }
 

@@ -37,6 +37,10 @@ struct UringRingPlan {
   unsigned send_slot_size = 0;
   size_t send_zc_threshold = 0;  // 0: never
   unsigned napi_busy_poll_us = 0;  // 0: no NAPI registration
+  bool recv_bundle = false;         // recvs carry IORING_RECVSEND_BUNDLE
+  bool incremental_buffers = false;  // the buffer ring is registered IOU_PBUF_RING_INC
+  bool register_ring_fd = true;     // enable() registers the ring fd
+  bool no_sqarray = false;          // IORING_SETUP_NO_SQARRAY (in setup_flags too)
 };
 
 UringRingPlan plan_uring_ring(const ServerOptions& options);
@@ -73,10 +77,20 @@ class UringRing {
   // What the kernel gave (io_uring_params after setup).
   unsigned sq_entries = 0;
   unsigned cq_entries = 0;
-  // After enable(): io_uring_register_ring_fd worked, io_uring_enter may take
-  // ring.enter_ring_fd with IORING_ENTER_REGISTERED_RING.
+  // The SQ has its index array: false once the kernel took
+  // IORING_SETUP_NO_SQARRAY (it then reports no array offset), and then
+  // nothing may write ring.sq.array (liburing 2.3 points it at the ring's
+  // head): SQEs are taken in ring order.
+  bool has_sq_array = true;
+  // After enable(): the kernel answered io_uring_register_ring_fd with the
+  // ring's index in the thread's table; io_uring_enter then takes
+  // ring.enter_ring_fd with IORING_ENTER_REGISTERED_RING. When the plan
+  // asked for it and the kernel refused, ring_fd_refusal says why (the ring
+  // still serves, entered by its fd).
   bool ring_fd_registered = false;
-  // The group-0 provided buffers; buffer `bid` starts at recv_buffer(bid).
+  std::string ring_fd_refusal;
+  // The group-0 provided buffers; buffer `bid` starts at recv_buffer(bid),
+  // and open() added buffer i at ring position i.
   io_uring_buf_ring* buf_ring = nullptr;
   uint8_t* recv_buffer(unsigned bid) const noexcept {
     return recv_memory_ + size_t{bid} * recv_buffer_size_;
@@ -88,6 +102,7 @@ class UringRing {
 
  private:
   bool open_ = false;
+  bool register_ring_fd_ = true;
   size_t buf_ring_bytes_ = 0;
   uint8_t* recv_memory_ = nullptr;
   size_t recv_memory_bytes_ = 0;

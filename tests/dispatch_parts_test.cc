@@ -1,14 +1,18 @@
 // The pieces the concurrent dispatchers share, without sockets: the timer
 // wheel, the connection limit (with eviction's hand-over), the engine that
-// refuses a client, one connection's deadlines, and when memory is trimmed.
+// refuses a client, one connection's deadlines, when memory is trimmed, and
+// what getrusage says of the process.
 #include <catch2/catch.hpp>
 
+#include <chrono>
+#include <thread>
 #include <vector>
 
 #include "proto/refuse_engine.h"
 #include "server/connection_deadlines.h"
 #include "server/connection_limit.h"
 #include "server/memory_trim.h"
+#include "server/process_usage.h"
 #include "server/timer_wheel.h"
 #include "tests/support/frame_builder.h"
 
@@ -282,4 +286,27 @@ TEST_CASE("memory trim: half the peak or fewer for a second; the peak resets at 
   trim.on_close();
   CHECK_FALSE(trim.maybe_trim(2000, t + 9s));
   CHECK(trim.maybe_trim(2000, t + 10s));
+}
+
+TEST_CASE("process usage: CPU burnt counts as user time, sleeps as voluntary switches") {
+  using namespace std::chrono_literals;
+  const server::ProcessUsage before = server::process_usage();
+  // 50 ms of computing on this thread…
+  const auto until = std::chrono::steady_clock::now() + 50ms;
+  volatile uint64_t sink = 0;
+  while (std::chrono::steady_clock::now() < until) {
+    for (int i = 0; i < 1000; ++i) sink = sink + static_cast<uint64_t>(i);
+  }
+  const server::ProcessUsage burnt = server::process_usage().since(before);
+  // … then 20 sleeps: each gives the CPU up.
+  for (int i = 0; i < 20; ++i) std::this_thread::sleep_for(1ms);
+  const server::ProcessUsage slept = server::process_usage().since(before);
+  INFO("user " << burnt.user_us << " µs, system " << burnt.system_us << " µs; "
+               << slept.voluntary_switches << " voluntary switches after the sleeps");
+  // The kernel splits a thread's run time between user and system by its
+  // tick samples: most of 50 ms of arithmetic is user time.
+  CHECK(burnt.user_us + burnt.system_us >= 40000);
+  CHECK(burnt.user_us >= 25000);
+  CHECK(slept.voluntary_switches >= burnt.voluntary_switches + 20);
+  CHECK(slept.user_us >= burnt.user_us);
 }

@@ -301,6 +301,13 @@ TEST_CASE("h2load: every request succeeds, this engine and mini, both listener l
   require_all_succeeded(run_process(h2load_args(d, server.url(), n), 60s), n);
 }
 
+// "uptime_s" of a /stats answer.
+double process_uptime(const std::string& json) {
+  const size_t at = json.find("\"uptime_s\": ");
+  REQUIRE(at != std::string::npos);
+  return std::stod(json.substr(at + 12));
+}
+
 TEST_CASE("counters: N requests are counted once each, /stats is the JSON docs/STATS.md documents") {
   require_clients({"curl", "h2load", "python3"});
   const Mode m = mode();
@@ -347,6 +354,25 @@ TEST_CASE("counters: N requests are counted once each, /stats is the JSON docs/S
   }
   CHECK(json.find("\"dispatch\": \"" + std::string(server::dispatch_name(d)) + "\"") !=
         std::string::npos);
+
+  // The kernel's side, for the whole process since the server started:
+  // CPU time spent and context switches (every wait that slept is one).
+  auto process = [&json](const std::string& name) {
+    const size_t from = json.find("\"process\": {");
+    REQUIRE(from != std::string::npos);
+    const size_t at = json.find("\"" + name + "\": ", from);
+    REQUIRE(at < json.find('}', from));
+    return std::stod(json.substr(at + name.size() + 4));
+  };
+  const double cpu = process("user_cpu_s") + process("system_cpu_s");
+  CHECK(cpu > 0);
+  CHECK(cpu < 2 * process_uptime(json) * std::thread::hardware_concurrency() + 1);
+  const double switches = process("voluntary_context_switches");
+  CHECK(switches >= 1);
+  CHECK(switches < 1e7);  // a delta, not a wrapped difference
+  CHECK(process("voluntary_switches_per_request") ==
+        Approx(switches / static_cast<double>(kRequests)).margin(0.006));
+  CHECK(process("involuntary_context_switches") >= 0);
 
   // A protocol error: GOAWAY(PROTOCOL_ERROR), counted by code (RFC 9113
   // §6.1: DATA on stream 0).

@@ -33,6 +33,18 @@ expect_usage_error "invalid value '2000000' for --busy-poll: expected a whole nu
   --busy-poll 2000000
 expect_usage_error "invalid value 'maybe' for --quickack: expected on or off" --quickack maybe
 expect_usage_error "invalid value 'x' for --notsent-lowat: expected a whole number" --notsent-lowat x
+expect_usage_error "invalid value 'maybe' for --tcp-cork: expected on or off" --tcp-cork maybe
+expect_usage_error "invalid value 'fast' for --max-pacing-rate: expected a whole number" --max-pacing-rate fast
+expect_usage_error "invalid value 'a-name-longer-than-fifteen' for --congestion: expected a name such as reno, cubic or bbr" \
+  --congestion a-name-longer-than-fifteen
+expect_usage_error "--uring-recv-bundle applies to --dispatch uring only (--dispatch is epoll)" \
+  --uring-recv-bundle on
+expect_usage_error "invalid value 'yes' for --uring-incremental-buffers: expected on or off" \
+  --dispatch uring --uring-incremental-buffers yes
+expect_usage_error "invalid value '1' for --uring-register-ring-fd: expected on or off" \
+  --dispatch uring --uring-register-ring-fd 1
+expect_usage_error "--uring-no-sqarray applies to --dispatch uring only (--dispatch is threaded)" \
+  --dispatch threaded --uring-no-sqarray on
 expect_usage_error "invalid value '1e3' for --backlog: expected a whole number" --backlog 1e3
 expect_usage_error "invalid value 'yes' for --incoming-cpu: expected on or off" --incoming-cpu yes
 expect_usage_error "invalid value '3-1' for --cpus: expected CPU numbers like 0,1 or 0-3" --cpus 3-1
@@ -153,6 +165,9 @@ curl -sS --max-time 10 --http2-prior-knowledge "$url" >/dev/null
 for _ in $(seq 30); do grep -q "^h2lab: stats: " "$TEST_TMPDIR/main.err" && break; sleep 0.1; done
 grep -qE "^h2lab: stats: [0-9]+ req/s, [0-9.]+ MB/s out, [0-9]+ connections, " "$TEST_TMPDIR/main.err" ||
   fail "no live stats line within 3 s: $(cat "$TEST_TMPDIR/main.err")"
+# … with the kernel's side: the process's CPU split and context switches.
+grep -qE "^h2lab: stats: .*, CPU [0-9]+% user [0-9]+% system, [0-9.]+ voluntary and [0-9.]+ involuntary switches/req$" \
+  "$TEST_TMPDIR/main.err" || fail "no CPU and context switches on the live line: $(cat "$TEST_TMPDIR/main.err")"
 stop_main
 
 # TLS is the default: https, the certificate's fingerprint and pin, client lines.

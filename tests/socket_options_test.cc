@@ -21,6 +21,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -40,8 +41,10 @@
 #include "server/server.h"
 #include "server/socket_options.h"
 #include "tests/support/clients.h"
+#include "tests/support/content.h"
 #include "tests/support/frame_builder.h"
 #include "tests/support/process.h"
+#include "tests/support/stderr_capture.h"
 
 using namespace h2lab;
 using namespace h2lab::testing;
@@ -248,37 +251,52 @@ std::chrono::milliseconds cpu_time_of(pid_t tid) {
   return std::chrono::milliseconds(ticks * 1000 / ::sysconf(_SC_CLK_TCK));
 }
 
-// Everything written to stderr (fd 2) while it lives, e.g. the server's log.
-class StderrCapture {
- public:
-  StderrCapture() {
-    std::fflush(stderr);
-    saved_ = ::dup(STDERR_FILENO);
-    file_ = std::tmpfile();
-    ::dup2(::fileno(file_), STDERR_FILENO);
-  }
-  ~StderrCapture() { restore(); }
-  std::string text() {
-    restore();
-    std::rewind(file_);
-    std::string out;
-    char buf[4096];
-    size_t n;
-    while ((n = std::fread(buf, 1, sizeof buf, file_)) > 0) out.append(buf, n);
-    return out;
-  }
-
- private:
-  void restore() {
-    if (saved_ < 0) return;
-    std::fflush(stderr);
-    ::dup2(saved_, STDERR_FILENO);
-    ::close(saved_);
-    saved_ = -1;
-  }
-  int saved_ = -1;
-  std::FILE* file_ = nullptr;
+// The kernel's struct tcp_info (include/uapi/linux/tcp.h) past the part
+// glibc 2.36 declares, which ends at tcpi_total_retrans: the fields the
+// tests read, at the kernel's offsets.
+struct KernelTcpInfo {
+  tcp_info base;
+  uint64_t pacing_rate, max_pacing_rate, bytes_acked, bytes_received;
+  uint32_t segs_out, segs_in, notsent_bytes, min_rtt, data_segs_in, data_segs_out;
 };
+static_assert(offsetof(KernelTcpInfo, data_segs_out) == 156, "tcpi_data_segs_out's offset");
+
+KernelTcpInfo tcp_info_of(int fd) {
+  KernelTcpInfo info{};
+  socklen_t len = sizeof info;
+  REQUIRE(::getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &len) == 0);
+  REQUIRE(len == sizeof info);
+  return info;
+}
+
+std::string congestion_of(int fd) {
+  char name[16] = {};
+  socklen_t len = sizeof name;
+  REQUIRE(::getsockopt(fd, IPPROTO_TCP, TCP_CONGESTION, name, &len) == 0);
+  return std::string(name, strnlen(name, sizeof name));
+}
+
+std::vector<std::string> words_of_file(const char* path) {
+  std::ifstream in(path);
+  std::vector<std::string> words;
+  for (std::string w; in >> w;) words.push_back(w);
+  return words;
+}
+
+// Frames with END_STREAM (HEADERS or DATA) in `received`, a run of whole
+// frames from the start of a connection's output.
+size_t ended_streams(const ByteString& received) {
+  size_t ended = 0, at = 0;
+  while (at + 9 <= received.size()) {
+    const size_t length = (size_t{received[at]} << 16) | (size_t{received[at + 1]} << 8) |
+                          received[at + 2];
+    const uint8_t type = received[at + 3], flags = received[at + 4];
+    if (at + 9 + length > received.size()) break;
+    if ((type == 0 || type == 1) && (flags & 0x1)) ++ended;
+    at += 9 + length;
+  }
+  return ended;
+}
 
 const char* name_of(Dispatch d) {
   switch (d) {
@@ -321,6 +339,8 @@ TEST_CASE("socket knobs reach the server's accepted sockets, every dispatcher") 
        TCP_NODELAY, 1},
       {"--tcp-nodelay off", [](ServerOptions& o) { o.tcp_nodelay = false; }, IPPROTO_TCP,
        TCP_NODELAY, 0},
+      {"--tcp-cork on", [](ServerOptions& o) { o.tcp_cork = true; }, IPPROTO_TCP, TCP_CORK, 1},
+      {"--tcp-cork off", [](ServerOptions& o) { o.tcp_cork = false; }, IPPROTO_TCP, TCP_CORK, 0},
   };
   for (const Row& row : rows) {
     INFO(name_of(d) << " " << row.knob);
@@ -336,7 +356,14 @@ TEST_CASE("socket knobs reach the server's accepted sockets, every dispatcher") 
       auto client = served_client(port_of(*s));
       const int fd = server_side_of(client->fd());
       REQUIRE(fd >= 0);
-      CHECK(int_option(fd, row.level, row.name) == row.expected);
+      // TCP_CORK reads 0 for the instant the server pushes a segment out
+      // (off, then on again): a moment later it is what the knob set.
+      int value = int_option(fd, row.level, row.name);
+      for (int i = 0; i < 100 && value != row.expected; ++i) {
+        std::this_thread::sleep_for(1ms);
+        value = int_option(fd, row.level, row.name);
+      }
+      CHECK(value == row.expected);
     }
   }
 }
@@ -711,4 +738,159 @@ TEST_CASE("--quickack re-arms TCP_QUICKACK after every read") {
 
 TEST_CASE("TCP_NODELAY is on by default") {
   CHECK(ServerOptions{}.tcp_nodelay);
+}
+
+TEST_CASE("--congestion and --max-pacing-rate reach accepted sockets, every dispatcher") {
+  const Dispatch d =
+      GENERATE(Dispatch::kBlocking, Dispatch::kThreaded, Dispatch::kEpoll, Dispatch::kUring);
+  // Any process may choose the allowed ones (CAP_NET_ADMIN, which a
+  // sandbox's root may lack, the others too: the next test).
+  const auto names = words_of_file("/proc/sys/net/ipv4/tcp_allowed_congestion_control");
+  REQUIRE(!names.empty());
+  uint64_t rate = 3000000;
+  for (const std::string& name : names) {
+    INFO(name_of(d) << " --congestion " << name << " --max-pacing-rate " << rate);
+    ServerOptions o;
+    o.dispatch = d;
+    o.congestion = name;
+    o.max_pacing_rate = rate;
+    auto s = start_or_warn(o);
+    if (!s) return;
+    auto client = served_client(port_of(*s));
+    const int fd = server_side_of(client->fd());
+    REQUIRE(fd >= 0);
+    CHECK(congestion_of(fd) == name);
+    uint64_t got = 0;
+    socklen_t len = sizeof got;
+    REQUIRE(::getsockopt(fd, SOL_SOCKET, SO_MAX_PACING_RATE, &got, &len) == 0);
+    CHECK(got == rate);
+    CHECK(tcp_info_of(fd).max_pacing_rate == rate);
+    // The client's own socket keeps the kernel's defaults.
+    CHECK(tcp_info_of(client->fd()).max_pacing_rate == ~uint64_t{0});
+    rate += 1000000;  // a value of its own for each server
+  }
+}
+
+TEST_CASE("--congestion: one available but not allowed is taken with CAP_NET_ADMIN, else refused") {
+  const auto allowed = words_of_file("/proc/sys/net/ipv4/tcp_allowed_congestion_control");
+  const auto available = words_of_file("/proc/sys/net/ipv4/tcp_available_congestion_control");
+  std::string allowed_text, available_text;
+  for (const auto& n : allowed) allowed_text += (allowed_text.empty() ? "" : " ") + n;
+  for (const auto& n : available) available_text += (available_text.empty() ? "" : " ") + n;
+  size_t tried = 0;
+  for (const std::string& name : available) {
+    if (std::find(allowed.begin(), allowed.end(), name) != allowed.end()) continue;
+    ++tried;
+    INFO("--congestion " << name);
+    ServerOptions o;
+    o.congestion = name;
+    std::string error;
+    auto s = start(o, &error);
+    if (s) {  // the process may: the sockets have it
+      auto client = served_client(port_of(*s));
+      const int fd = server_side_of(client->fd());
+      REQUIRE(fd >= 0);
+      CHECK(congestion_of(fd) == name);
+    } else {
+      CHECK(error == "--congestion " + name +
+                         ": not permitted: without CAP_NET_ADMIN only " + allowed_text +
+                         " (net.ipv4.tcp_allowed_congestion_control) may be chosen, of " +
+                         available_text);
+    }
+  }
+  if (tried == 0) WARN("every available congestion control is allowed here: nothing to refuse");
+}
+
+TEST_CASE("--congestion: a name the kernel lacks is refused with the list it offers") {
+  std::ifstream in("/proc/sys/net/ipv4/tcp_available_congestion_control");
+  std::string available;
+  std::getline(in, available);
+  REQUIRE(!available.empty());
+  ServerOptions o;
+  o.congestion = "h2lab-none";
+  std::string error;
+  CHECK_FALSE(start(o, &error));
+  CHECK(error == "--congestion h2lab-none: the kernel has no such congestion control; it offers " +
+                     available +
+                     " (net.ipv4.tcp_available_congestion_control; modprobe tcp_h2lab-none to add "
+                     "one built as a module)");
+}
+
+TEST_CASE("--max-pacing-rate: a download takes as long as the rate says") {
+  require_clients({"curl"});
+  constexpr size_t kOctets = 1500000;
+  // The time curl takes for kOctets, every one checked.
+  auto download = [](uint64_t rate) {
+    ServerOptions o;
+    o.dispatch = Dispatch::kEpoll;
+    o.threads = 1;
+    o.max_pacing_rate = rate;
+    auto s = start_or_warn(o);
+    const auto began = std::chrono::steady_clock::now();
+    const auto r = run_process(curl_h2(false, {s->url() + "bytes/" + std::to_string(kOctets)}, 30),
+                               60s);
+    const auto took = std::chrono::steady_clock::now() - began;
+    REQUIRE(r.exit_code == 0);
+    CHECK(content_mismatch(r.output, expected_bytes(kOctets)) == "");
+    return std::chrono::duration<double>(took).count();
+  };
+  const double unpaced = download(0);
+  const double paced = download(1000000);  // 1.5 s at 1 MB/s, less what the first burst carries
+  INFO("unpaced " << unpaced << " s, paced at 1 MB/s " << paced << " s");
+  CHECK(paced >= 0.8);
+  CHECK(paced > 2 * unpaced);
+}
+
+TEST_CASE("--tcp-cork: per-response writes leave in full segments, nothing waits for the cork timer") {
+  const Dispatch d =
+      GENERATE(Dispatch::kBlocking, Dispatch::kThreaded, Dispatch::kEpoll, Dispatch::kUring);
+  constexpr size_t kRequests = 50;
+  // Segments the server sent for the 50 responses to one batch of requests
+  // (and the connection's SETTINGS), each response written on its own.
+  auto segments = [&](bool cork) -> std::optional<uint32_t> {
+    INFO(name_of(d) << (cork ? ", cork" : ", no cork"));
+    ServerOptions o;
+    o.dispatch = d;
+    if (d == Dispatch::kEpoll || d == Dispatch::kUring) o.threads = 1;
+    o.write_policy = server::WritePolicy::kPerResponse;
+    o.tcp_cork = cork;
+    auto s = start_or_warn(o);
+    if (!s) return std::nullopt;
+    RawClient client(port_of(*s));
+    ByteString batch = preface() + settings();
+    for (uint32_t i = 0; i < kRequests; ++i) batch = batch + get_request(2 * i + 1);
+    client.send(batch);
+    ByteString received;
+    const auto deadline = std::chrono::steady_clock::now() + 5s;
+    while (ended_streams(received) < kRequests && std::chrono::steady_clock::now() < deadline) {
+      received = received + client.receive(1 << 16, 50ms);
+    }
+    REQUIRE(ended_streams(received) == kRequests);
+    const int fd = server_side_of(client.fd());
+    REQUIRE(fd >= 0);
+    const uint32_t sent = tcp_info_of(fd).data_segs_out;
+    // One more request, alone: its response comes at once, not after the
+    // kernel's 200 ms cork timer.
+    const size_t before = received.size();
+    const auto asked = std::chrono::steady_clock::now();
+    client.send(get_request(2 * kRequests + 1));
+    while (ended_streams(received) < kRequests + 1 &&
+           std::chrono::steady_clock::now() - asked < 1s) {
+      received = received + client.receive(1 << 16, 10ms);
+    }
+    const auto answered = std::chrono::steady_clock::now() - asked;
+    CHECK(received.size() > before);
+    CHECK(ended_streams(received) == kRequests + 1);
+    CHECK(answered < 150ms);
+    return sent;
+  };
+  const auto uncorked = segments(false);
+  const auto corked = segments(true);
+  if (!uncorked || !corked) return;
+  INFO(name_of(d) << ": " << *uncorked << " data segments without the cork, " << *corked
+                  << " with it");
+  // 50 responses of about 60 octets fit one segment: with the cork the
+  // server's SETTINGS, its ACK of ours and the responses take a few.
+  CHECK(*corked <= 4);
+  CHECK(*uncorked >= 2 * *corked);
 }
