@@ -38,14 +38,24 @@ TCP_COUNTERS = (
 _NOT_EVENTS = {("Tcp", "RtoAlgorithm"), ("Tcp", "RtoMin"), ("Tcp", "RtoMax"),
                ("Tcp", "MaxConn"), ("Tcp", "CurrEstab")}
 
+# The one column that is not a number: the names of the other TCP counters
+# that moved, with their deltas ("Name=+N;...").
+MOVED_COLUMN = "tcp_counters_moved"
 COLUMNS = [
     "server_user_cpu_percent", "server_sys_cpu_percent",
     "voluntary_cs_per_request", "involuntary_cs_per_request", "migrations_per_request",
     "server_cpus_softirq_percent", "server_cpus_irq_percent",
     *(column for column, _, _ in TCP_COUNTERS),
-    "tcp_counters_moved",
+    MOVED_COLUMN,
     "sockstat_tcp_inuse", "sockstat_tcp_orphan", "sockstat_tcp_tw", "sockstat_tcp_mem_pages",
 ]
+# Every other column is a number or empty: what --compare takes medians of.
+NUMBER_COLUMNS = [column for column in COLUMNS if column != MOVED_COLUMN]
+
+
+def moved_names(cell):
+    """The counter names of a tcp_counters_moved cell: "A=+1;B=+2" -> ["A", "B"]."""
+    return [item.partition("=")[0] for item in (cell or "").split(";") if item]
 
 
 def parse_snmp(text):
@@ -198,7 +208,7 @@ def columns(first, last, wall_s, requests, socket_state, cpus_count):
         delta = last["tcp"][key] - first["tcp"][key]
         if delta != 0:
             moved.append(f"{key[1]}={delta:+d}")
-    cells["tcp_counters_moved"] = ";".join(moved)
+    cells[MOVED_COLUMN] = ";".join(moved)
     for name in ("inuse", "orphan", "tw"):
         cells[f"sockstat_tcp_{name}"] = socket_state.get(name, "")
     cells["sockstat_tcp_mem_pages"] = socket_state.get("mem", "")

@@ -8,14 +8,17 @@ CPU per request, and from h2lab's own /stats syscalls per request and
 requests per wake-up (h2lab lines only). download and upload add GB/s and
 server CPU seconds per GB; churn draws connections/s and CPU per connection
 against connections per burst; open-loop draws p50/p99/p99.9 against the
-load level; with several thread counts (--scaling) requests/s and CPU per
-request are drawn against server threads as well, and every line name
-carries its thread count. hello's figures keep their old names
-(rps_tls-on_c1); the others are prefixed with the workload and variant
-(download-1MiB_gbps_tls-on_c1). gnuplot
-renders each figure to SVG and PNG from one generated script, plots.gp, kept
-beside the CSV so that a figure can be restyled and re-rendered by hand
-(`gnuplot plots.gp`).
+load level. Each of these families adds what the kernel did
+(bench/kernel.py), against the same x and with every server's line: the
+server's user and system CPU %, its voluntary and involuntary context
+switches per request (churn: per connection) and the softirq % of its CPUs
+(open-loop's capacity runs do not). With several thread counts (--scaling)
+requests/s and CPU per request are drawn against server threads as well,
+and every line name carries its thread count. hello's figures keep their
+old names (rps_tls-on_c1); the others are prefixed with the workload and
+variant (download-1MiB_gbps_tls-on_c1). gnuplot renders each figure to SVG
+and PNG from one generated script, plots.gp, kept beside the CSV so that a
+figure can be restyled and re-rendered by hand (`gnuplot plots.gp`).
 With several repetitions a point is the median and the error bar spans
 min..max, so noise is visible instead of averaged away.
 """
@@ -60,6 +63,27 @@ OPEN_LOOP_METRICS = (
     ("p999", "p999_request_us", "p99.9 request time (µs)", 1.0, "p99.9 request time"),
 )
 SCALING_METRICS = METRICS[:1] + METRICS[2:3]
+# What the kernel did (bench/kernel.py, docs/KERNEL.md), added to each
+# workload's figures (not to open-loop's capacity runs nor to the scaling
+# ones): every server has these cells, peers included, and a CSV from before
+# the columns existed simply has no such figures. One column per figure, as
+# above, so that a line is one configuration in every figure (user and
+# system in one figure would double the lines; their sum is
+# server_cpu_percent).
+KERNEL_METRICS = (
+    ("usercpu", "server_user_cpu_percent", "server user CPU time (% of one CPU)", 1.0,
+     "Server user CPU time"),
+    ("syscpu", "server_sys_cpu_percent", "server system CPU time (% of one CPU)", 1.0,
+     "Server system CPU time"),
+    ("voluntarycs", "voluntary_cs_per_request",
+     "server voluntary context switches per request (blocked)", 1.0,
+     "Server voluntary context switches per request"),
+    ("involuntarycs", "involuntary_cs_per_request",
+     "server involuntary context switches per request (preempted)", 1.0,
+     "Server involuntary context switches per request"),
+    ("softirq", "server_cpus_softirq_percent", "softirq time of the server's CPUs (% of them)",
+     1.0, "Softirq time of the server's CPUs"),
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -91,19 +115,19 @@ def views(rows):
         heading = f"{workload} {variant}".strip()
         streams_x = ("streams", "streams per client (h2load -m)")
         if workload == "churn":
-            out.append(View(prefix, heading, load_rows, CHURN_METRICS, "clients",
-                            "connections per burst (h2load -c N -n N)", ("tls",)))
+            out.append(View(prefix, heading, load_rows, CHURN_METRICS + KERNEL_METRICS,
+                            "clients", "connections per burst (h2load -c N -n N)", ("tls",)))
         elif workload == "open-loop":
             fixed = [r for r in load_rows if r.get("load_percent")]
             closed = [r for r in load_rows if not r.get("load_percent")]
-            out.append(View(prefix, heading, fixed, OPEN_LOOP_METRICS, "load_percent",
-                            "offered load (% of the closed-loop capacity)",
+            out.append(View(prefix, heading, fixed, OPEN_LOOP_METRICS + KERNEL_METRICS,
+                            "load_percent", "offered load (% of the closed-loop capacity)",
                             ("tls", "clients", "streams")))
             out.append(View(prefix + "capacity_", heading + " capacity", closed,
                             METRICS[:3], *streams_x, ("tls", "clients")))
         else:
             metrics = METRICS + (TRANSFER_METRICS if workload in ("download", "upload")
-                                 else ())
+                                 else ()) + KERNEL_METRICS
             out.append(View(prefix, heading, load_rows, metrics, *streams_x,
                             ("tls", "clients")))
         if len(threads) > 1 and workload != "open-loop":

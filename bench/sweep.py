@@ -30,6 +30,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import textwrap
 import time
 
 import kernel
@@ -197,7 +198,8 @@ examples:
 --dispatch/--engine/--tls/--threads in it replace the sweep's value for that
 side; "peer:NAME" measures a peer instead. Runs alternate A B A B per case; B/A
 ratios of requests/s and of server CPU per request are printed with their
-min/median/max over the repetitions.
+min/median/max over the repetitions, then what the kernel did (each side's
+medians and their B/A; docs/KERNEL.md); compare.csv holds all of it.
 Relative paths are taken from the directory bazel run was started in.
 """
 
@@ -1161,7 +1163,10 @@ COMPARE_COUNTERS = ("syscalls_per_request", "requests_per_wait")
 
 def compare_table(rows):
     """Per pair and case: B/A ratios of requests/s and CPU/request, min/median/max,
-    and each side's median syscalls/request and requests/wait (from /stats)."""
+    each side's median syscalls/request and requests/wait (from /stats), and
+    what the kernel did (bench/kernel.py): each side's median of every number
+    column with B/A of the two medians, and the other TCP counters that moved
+    in any run of a side."""
     # run_compare records each B right after its A (same case, repetition):
     # a pair of runs is such an A row followed by its B row. Keyed by both
     # labels too, so that the pairs of configurations (say full and mini
@@ -1196,10 +1201,30 @@ def compare_table(rows):
         # each side's median over its runs, not paired, as either may be absent.
         for column in COMPARE_COUNTERS:
             for side, side_rows in (("a", a_rows), ("b", b_rows)):
-                values = [float(r[column]) for r in side_rows if r.get(column) not in ("", None)]
-                entry[f"{side}_{column}_median"] = statistics.median(values) if values else None
+                entry[f"{side}_{column}_median"] = _median_of(side_rows, column)
+        # The kernel's columns, every server's (peers too), medians per side
+        # as above: a cell is empty where /proc could not be read (migrations
+        # on a kernel without CONFIG_SCHED_DEBUG). The ratio is B/A of the two
+        # medians beside it rather than a median of paired ratios, since a
+        # counter that is 0 in some A runs (resets, drops) has no such ratio.
+        for column in kernel.NUMBER_COLUMNS:
+            a_median, b_median = _median_of(a_rows, column), _median_of(b_rows, column)
+            entry[f"a_{column}_median"] = a_median
+            entry[f"b_{column}_median"] = b_median
+            entry[f"{column}_ratio"] = (b_median / a_median if a_median and b_median is not None
+                                        else None)
+        for side, side_rows in (("a", a_rows), ("b", b_rows)):
+            entry[f"{side}_{kernel.MOVED_COLUMN}"] = sorted({
+                name for r in side_rows
+                for name in kernel.moved_names(r.get(kernel.MOVED_COLUMN))})
         table.append(entry)
     return table
+
+
+def _median_of(rows, column):
+    """The median of a column over the rows that have a value in it (None if none)."""
+    values = [float(r[column]) for r in rows if r.get(column) not in ("", None)]
+    return statistics.median(values) if values else None
 
 
 def print_compare(table):
@@ -1233,21 +1258,80 @@ def print_compare(table):
                   f"{_cell(e['b_requests_per_wait_median']):>10}")
         print("sys/req, req/wait: h2lab's syscalls per request and requests per wake-up "
               "(/stats; median of the runs; - = not counted)")
+        print_kernel_compare(entries)
+
+
+# Kernel columns side by side per printed table: four of them keep a line
+# within the width of the ratios' table above (the longest name is 27 wide).
+KERNEL_COLUMNS_PER_TABLE = 4
+
+
+def print_kernel_compare(entries):
+    """What the kernel did, for one pair's cases: A, B and B/A of each of
+    kernel.NUMBER_COLUMNS, a few columns to a table, then the other TCP
+    counters that moved. A column that is 0 in every run of the pair (drops,
+    resets on a healthy loopback run) or empty in every one (migrations
+    without CONFIG_SCHED_DEBUG) gets no table space: its name is listed
+    instead, so the ones that moved stay readable and none is hidden."""
+    def everywhere(column, value):
+        return all(e[f"{side}_{column}_median"] == value for e in entries for side in "ab")
+    still = [c for c in kernel.NUMBER_COLUMNS if everywhere(c, 0)]
+    absent = [c for c in kernel.NUMBER_COLUMNS if everywhere(c, None)]
+    shown = [c for c in kernel.NUMBER_COLUMNS if c not in still + absent]
+    print("\nwhat the kernel did (docs/KERNEL.md; median of the runs, B/A of the medians, "
+          "- = not counted)")
+    b_and_ratio = 1 + 8 + 1 + 6          # " B B/A" after A, which takes the rest
+    for first in range(0, len(shown), KERNEL_COLUMNS_PER_TABLE):
+        columns = shown[first:first + KERNEL_COLUMNS_PER_TABLE]
+        # Each column's three cells under its name, A at least 8 wide.
+        widths = [max(len(c), 8 + b_and_ratio) for c in columns]
+        print((f"{'':20}" + "".join(f"  {c:^{w}}" for c, w in zip(columns, widths))).rstrip())
+        print(f"{'tls':>4} {'clients':>7} {'streams':>7}" + "".join(
+            f"  {'A':>{w - b_and_ratio}} {'B':>8} {'B/A':>6}" for w in widths))
+        for e in entries:
+            print(f"{e['tls']:>4} {e['clients']:>7} {e['streams']:>7}" + "".join(
+                f"  {_cell(e[f'a_{c}_median']):>{w - b_and_ratio}} "
+                f"{_cell(e[f'b_{c}_median']):>8} {_ratio_cell(e[f'{c}_ratio']):>6}"
+                for c, w in zip(columns, widths)))
+    for names, why in ((still, "0 in every run"), (absent, "not counted in any run")):
+        if names:
+            print(textwrap.fill(f"{why}: {', '.join(names)}", 100, subsequent_indent="  "))
+    moved = kernel.MOVED_COLUMN
+    if any(e[f"a_{moved}"] or e[f"b_{moved}"] for e in entries):
+        print(f"other TCP counters that moved in any run ({moved}):")
+        for e in entries:
+            for side in "ab":
+                print(f"{e['tls']:>4} {e['clients']:>7} {e['streams']:>7}  {side.upper()}: "
+                      + (" ".join(e[f"{side}_{moved}"]) or "-"))
+    print("tcp_*: deltas of the whole machine over the run (h2load's sockets count too); "
+          "sockstat_*: after the run")
 
 
 def _cell(value):
-    """A median for the compare table: three significant digits, '-' if absent."""
-    return "-" if value is None else f"{value:.3g}"
+    """A median for the compare table: three significant digits, '-' if
+    absent; no decimals from 100 on, where three digits would turn a segment
+    count into 1.23e+06."""
+    if value is None:
+        return "-"
+    return f"{value:.0f}" if abs(value) >= 100 else f"{value:.3g}"
+
+
+def _ratio_cell(value):
+    """A B/A of the kernel block: two decimals, '-' where there is none."""
+    return "-" if value is None else f"{value:.2f}"
 
 
 def write_compare_csv(table, path):
+    """compare.csv: every entry of the compare table, a number to four
+    decimals, a list of counter names joined by ';', empty where absent."""
     if not table:
         return
     with open(path, "w", newline="", encoding="utf-8") as f:
         writer = csv.DictWriter(f, list(table[0]))
         writer.writeheader()
         for entry in table:
-            writer.writerow({k: f"{v:.4f}" if isinstance(v, float) else v
+            writer.writerow({k: f"{v:.4f}" if isinstance(v, float)
+                             else ";".join(v) if isinstance(v, list) else v
                              for k, v in entry.items()})
 
 

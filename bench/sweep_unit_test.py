@@ -960,5 +960,258 @@ class KernelCountersTest(unittest.TestCase):
         self.assertEqual((cells["sockstat_tcp_inuse"], cells["sockstat_tcp_orphan"],
                           cells["sockstat_tcp_mem_pages"]), (4, "", 9))
 
+
+def _kernel_row(label, variant, rep, streams=10, **cells):
+    """A run's row with every kernel column as a real run writes it: counters
+    that did not move are 0, migrations are empty (no CONFIG_SCHED_DEBUG)."""
+    row = dict(_row(label, variant, streams, rep, 100000, 2.0),
+               **dict.fromkeys(kernel.NUMBER_COLUMNS, "0"))
+    row.update(migrations_per_request="", tcp_counters_moved="")
+    row.update(cells)
+    return row
+
+
+# A compare of epoll (A) and uring (B), three repetitions at 1 x 10, with the
+# kernel's cells of each run; the medians are the middle values.
+KERNEL_A = [
+    dict(server_user_cpu_percent="11.8", server_sys_cpu_percent="86.1",
+         voluntary_cs_per_request="0.1010", involuntary_cs_per_request="0.0004",
+         server_cpus_softirq_percent="31.2", tcp_in_segs="412345", tcp_out_segs="412340",
+         tcp_delayed_acks="12", sockstat_tcp_inuse="14", sockstat_tcp_mem_pages="2",
+         tcp_counters_moved="TCPHPAcks=+20512;TCPPureAcks=+310"),
+    dict(server_user_cpu_percent="12.4", server_sys_cpu_percent="87.9",
+         voluntary_cs_per_request="0.0990", involuntary_cs_per_request="0.0002",
+         server_cpus_softirq_percent="30.4", tcp_in_segs="409876", tcp_out_segs="409870",
+         tcp_delayed_acks="0", sockstat_tcp_inuse="14", sockstat_tcp_mem_pages="3",
+         tcp_counters_moved="TCPHPAcks=+20111"),
+    dict(server_user_cpu_percent="12.0", server_sys_cpu_percent="88.3",
+         voluntary_cs_per_request="0.1002", involuntary_cs_per_request="0.0003",
+         server_cpus_softirq_percent="30.9", tcp_in_segs="415000", tcp_out_segs="414990",
+         tcp_delayed_acks="3", sockstat_tcp_inuse="14", sockstat_tcp_mem_pages="2",
+         tcp_counters_moved="TCPHPAcks=+20300;TCPOrigDataSent=+205000"),
+]
+KERNEL_B = [
+    dict(server_user_cpu_percent="14.0", server_sys_cpu_percent="70.2",
+         voluntary_cs_per_request="0.0501", involuntary_cs_per_request="0.0006",
+         server_cpus_softirq_percent="28.0", tcp_in_segs="500000", tcp_out_segs="499990",
+         tcp_out_rsts="2", sockstat_tcp_inuse="14", sockstat_tcp_mem_pages="3",
+         tcp_counters_moved="TCPHPAcks=+25000"),
+    # /proc/PID/task/*/status unreadable in this run: that cell is empty.
+    dict(server_user_cpu_percent="15.0", server_sys_cpu_percent="71.0",
+         voluntary_cs_per_request="0.0499", involuntary_cs_per_request="",
+         server_cpus_softirq_percent="27.5", tcp_in_segs="498000", tcp_out_segs="497990",
+         tcp_out_rsts="4", sockstat_tcp_inuse="14", sockstat_tcp_mem_pages="3"),
+    dict(server_user_cpu_percent="14.5", server_sys_cpu_percent="69.8",
+         voluntary_cs_per_request="0.0500", involuntary_cs_per_request="0.0004",
+         server_cpus_softirq_percent="27.9", tcp_in_segs="502000", tcp_out_segs="501990",
+         tcp_out_rsts="3", sockstat_tcp_inuse="14", sockstat_tcp_mem_pages="3",
+         tcp_counters_moved="TCPHPAcks=+24000;TCPOFOQueue=+2"),
+]
+
+
+def _kernel_compare_rows():
+    rows = []
+    for rep, (a, b) in enumerate(zip(KERNEL_A, KERNEL_B), 1):
+        rows.append(_kernel_row("A: h2lab epoll/full", "A", rep, **a))
+        rows.append(_kernel_row("B: h2lab uring/full", "B", rep, **b))
+    return rows
+
+
+class KernelCompareTest(unittest.TestCase):
+    """--compare carries what the kernel did: medians per side, B/A, the
+    other counters that moved, in the table, on the terminal and in
+    compare.csv."""
+
+    def test_compare_table_has_every_kernel_column(self):
+        (entry,) = sweep.compare_table(_kernel_compare_rows())
+        for column in kernel.NUMBER_COLUMNS:
+            for key in (f"a_{column}_median", f"b_{column}_median", f"{column}_ratio"):
+                self.assertIn(key, entry)
+        expected = {   # column: (A median, B median, B/A of the medians)
+            "server_user_cpu_percent": (12.0, 14.5, 14.5 / 12.0),
+            "server_sys_cpu_percent": (87.9, 70.2, 70.2 / 87.9),
+            "voluntary_cs_per_request": (0.1002, 0.05, 0.05 / 0.1002),
+            # B's run without the cell is left out: the median of two.
+            "involuntary_cs_per_request": (0.0003, 0.0005, 0.0005 / 0.0003),
+            "server_cpus_softirq_percent": (30.9, 27.9, 27.9 / 30.9),
+            "tcp_in_segs": (412345, 500000, 500000 / 412345),
+            "tcp_delayed_acks": (3, 0, 0.0),
+            "sockstat_tcp_mem_pages": (2, 3, 1.5),
+        }
+        for column, (a, b, ratio) in expected.items():
+            self.assertAlmostEqual(entry[f"a_{column}_median"], a, msg=column)
+            self.assertAlmostEqual(entry[f"b_{column}_median"], b, msg=column)
+            self.assertAlmostEqual(entry[f"{column}_ratio"], ratio, msg=column)
+        # No ratio where A's median is 0 (resets: 0 against 3) or 0/0.
+        self.assertEqual((entry["a_tcp_out_rsts_median"], entry["b_tcp_out_rsts_median"],
+                          entry["tcp_out_rsts_ratio"]), (0, 3, None))
+        self.assertEqual((entry["a_tcp_retrans_segs_median"], entry["tcp_retrans_segs_ratio"]),
+                         (0, None))
+        # Empty in every run (no CONFIG_SCHED_DEBUG): not counted.
+        self.assertEqual((entry["a_migrations_per_request_median"],
+                          entry["b_migrations_per_request_median"],
+                          entry["migrations_per_request_ratio"]), (None, None, None))
+        # The names of the other counters that moved, over every run of a side.
+        self.assertEqual(entry["a_tcp_counters_moved"],
+                         ["TCPHPAcks", "TCPOrigDataSent", "TCPPureAcks"])
+        self.assertEqual(entry["b_tcp_counters_moved"], ["TCPHPAcks", "TCPOFOQueue"])
+
+    def test_compare_csv_carries_every_kernel_column(self):
+        with tempfile.TemporaryDirectory() as d:
+            path = os.path.join(d, "compare.csv")
+            sweep.write_compare_csv(sweep.compare_table(_kernel_compare_rows()), path)
+            with open(path, newline="") as f:
+                reader = csv.DictReader(f)
+                (row,) = list(reader)
+                header = reader.fieldnames
+        for column in kernel.NUMBER_COLUMNS:
+            for key in (f"a_{column}_median", f"b_{column}_median", f"{column}_ratio"):
+                self.assertIn(key, header)
+        self.assertIn("a_tcp_counters_moved", header)
+        self.assertIn("b_tcp_counters_moved", header)
+        self.assertEqual((row["a_server_user_cpu_percent_median"],
+                          row["b_server_user_cpu_percent_median"],
+                          row["server_user_cpu_percent_ratio"]),
+                         ("12.0000", "14.5000", "1.2083"))
+        self.assertEqual((row["a_voluntary_cs_per_request_median"],
+                          row["b_voluntary_cs_per_request_median"],
+                          row["voluntary_cs_per_request_ratio"]),
+                         ("0.1002", "0.0500", "0.4990"))
+        self.assertEqual((row["a_involuntary_cs_per_request_median"],
+                          row["involuntary_cs_per_request_ratio"]), ("0.0003", "1.6667"))
+        self.assertEqual((row["a_tcp_in_segs_median"], row["b_tcp_in_segs_median"],
+                          row["tcp_in_segs_ratio"]), ("412345.0000", "500000.0000", "1.2126"))
+        self.assertEqual((row["tcp_delayed_acks_ratio"], row["tcp_out_rsts_ratio"]),
+                         ("0.0000", ""))
+        self.assertEqual((row["a_migrations_per_request_median"],
+                          row["migrations_per_request_ratio"]), ("", ""))
+        self.assertEqual((row["a_tcp_counters_moved"], row["b_tcp_counters_moved"]),
+                         ("TCPHPAcks;TCPOrigDataSent;TCPPureAcks", "TCPHPAcks;TCPOFOQueue"))
+
+    def test_print_compare_shows_what_the_kernel_did(self):
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            sweep.print_compare(sweep.compare_table(_kernel_compare_rows()))
+        lines = out.getvalue().splitlines()
+        start = next(i for i, l in enumerate(lines) if l.startswith("what the kernel did"))
+        # Columns that moved, four to a table: a heading of names, one of
+        # A B B/A under each, a line per case.
+        tables = [["server_user_cpu_percent", "server_sys_cpu_percent",
+                   "voluntary_cs_per_request", "involuntary_cs_per_request"],
+                  ["server_cpus_softirq_percent", "tcp_in_segs", "tcp_out_segs",
+                   "tcp_out_rsts"],
+                  ["tcp_delayed_acks", "sockstat_tcp_inuse", "sockstat_tcp_mem_pages"]]
+        cells = [["12", "14.5", "1.21", "87.9", "70.2", "0.80", "0.1", "0.05", "0.50",
+                  "0.0003", "0.0005", "1.67"],
+                 ["30.9", "27.9", "0.90", "412345", "500000", "1.21", "412340", "499990",
+                  "1.21", "0", "3", "-"],
+                 ["3", "0", "0.00", "14", "14", "1.00", "2", "3", "1.50"]]
+        for n, (names, values) in enumerate(zip(tables, cells)):
+            heading, columns, case = lines[start + 1 + 3 * n:start + 4 + 3 * n]
+            self.assertEqual(heading.split(), names)
+            self.assertEqual(columns.split(), ["tls", "clients", "streams"]
+                             + ["A", "B", "B/A"] * len(names))
+            self.assertEqual(case.split(), ["off", "1", "10"] + values)
+        rest = " ".join(lines[start + 10:])
+        self.assertIn("0 in every run: server_cpus_irq_percent, tcp_retrans_segs,", rest)
+        self.assertIn("not counted in any run: migrations_per_request", rest)
+        self.assertIn(" off       1      10  A: TCPHPAcks TCPOrigDataSent TCPPureAcks", lines)
+        self.assertIn(" off       1      10  B: TCPHPAcks TCPOFOQueue", lines)
+        # No line of the block is wider than the ratios' table above it.
+        ratios = next(l for l in lines if l.startswith(" tls clients streams pairs"))
+        self.assertLessEqual(max(len(l) for l in lines[start:]), len(ratios))
+
+    def test_compare_without_kernel_cells(self):
+        """A CSV from before the columns: every cell '-' or empty, nothing fails."""
+        (entry,) = sweep.compare_table([_row("A: x", "A", 10, 1, 100, 2.0),
+                                        _row("B: y", "B", 10, 1, 110, 1.0)])
+        self.assertEqual({entry[f"{side}_{c}_median"] for c in kernel.NUMBER_COLUMNS
+                          for side in "ab"}, {None})
+        self.assertEqual((entry["a_tcp_counters_moved"], entry["b_tcp_counters_moved"]),
+                         ([], []))
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            sweep.print_compare([entry])
+        self.assertIn("not counted in any run: server_user_cpu_percent,", out.getvalue())
+        self.assertNotIn("other TCP counters that moved", out.getvalue())
+
+
+class KernelFiguresTest(unittest.TestCase):
+    """The kernel's columns drawn like the others: a figure per column, every
+    server's line, in every workload's family but capacity and scaling."""
+
+    KERNEL_FIGURES = ["usercpu", "syscpu", "voluntarycs", "involuntarycs", "softirq"]
+
+    def rows(self, **extra):
+        rows = [_kernel_row("h2lab epoll/full", "", 1, streams=s, server_user_cpu_percent="12.0",
+                            server_sys_cpu_percent="88.0",
+                            voluntary_cs_per_request=str(0.5 / s),
+                            involuntary_cs_per_request="0.0003",
+                            server_cpus_softirq_percent="30.9", **extra) for s in (1, 10)]
+        rows.append(_kernel_row("nginx 1.22.1", "", 1, server_user_cpu_percent="40.0",
+                                server_sys_cpu_percent="60.0",
+                                voluntary_cs_per_request="0.12",
+                                involuntary_cs_per_request="0.0010",
+                                server_cpus_softirq_percent="25.0", **extra))
+        return rows
+
+    def test_figures_and_script(self):
+        script, names = plots.gnuplot_script(self.rows(), "CPU (2 CPUs)", "2026-01-01 00:00")
+        self.assertEqual(names, ["rps_tls-off_c1", "latency_tls-off_c1", "cpu_tls-off_c1"]
+                         + [f"{stem}_tls-off_c1" for stem in self.KERNEL_FIGURES])
+        columns = {stem: column for stem, column, _, _, _ in plots.KERNEL_METRICS}
+        self.assertEqual(columns, {
+            "usercpu": "server_user_cpu_percent", "syscpu": "server_sys_cpu_percent",
+            "voluntarycs": "voluntary_cs_per_request",
+            "involuntarycs": "involuntary_cs_per_request",
+            "softirq": "server_cpus_softirq_percent"})
+        voluntary = script[script.index('set output "syscpu_tls-off_c1.png"'):
+                           script.index('set output "involuntarycs_tls-off_c1.svg"')]
+        self.assertIn("1 0.5 0.5 0.5", voluntary)       # h2lab at 1 stream
+        self.assertIn("10 0.05 0.05 0.05", voluntary)   # and at 10
+        self.assertIn("10 0.12 0.12 0.12", voluntary)   # peers have these columns
+        self.assertIn('title "nginx 1.22.1"', voluntary)
+        self.assertIn('set ylabel "server voluntary context switches per request (blocked)" '
+                      'noenhanced', voluntary)
+        summary = plots.summary_markdown(self.rows())
+        self.assertIn("Server voluntary context switches per request - TLS off, 1 client "
+                      "(median):", summary)
+        self.assertIn("| 10 | 0.05 | 0.12 |", summary)
+        self.assertIn("Softirq time of the server's CPUs - TLS off, 1 client", summary)
+
+    def test_every_workload_but_capacity_and_scaling(self):
+        rows = [dict(r, workload="churn", clients="50") for r in self.rows()]
+        rows += [dict(r, workload="open-loop", workload_variant="25%", load_percent="25")
+                 for r in self.rows()]
+        rows += [dict(r, workload="open-loop", workload_variant="capacity")
+                 for r in self.rows()]
+        rows += [dict(r, workload="download", workload_variant="1MiB") for r in self.rows()]
+        _, names = plots.gnuplot_script(rows, "CPU", "2026-01-01 00:00")
+        for stem in self.KERNEL_FIGURES:
+            self.assertIn(f"churn_{stem}_tls-off", names)
+            self.assertIn(f"open-loop_{stem}_tls-off_c1_m10", names)
+            self.assertIn(f"download-1MiB_{stem}_tls-off_c1", names)
+            self.assertNotIn(f"open-loop_capacity_{stem}_tls-off_c1", names)
+        self.assertIn("open-loop_capacity_rps_tls-off_c1", names)
+        # --scaling: its family against threads keeps requests/s and CPU only.
+        rows = [dict(r, server_threads=t) for r in self.rows() for t in ("1", "2")]
+        _, names = plots.gnuplot_script(rows, "CPU", "2026-01-01 00:00")
+        self.assertIn("scaling_rps_tls-off_c1_m10", names)
+        self.assertIn("usercpu_tls-off_c1", names)
+        self.assertEqual([n for n in names if n.startswith("scaling_")],
+                         ["scaling_rps_tls-off_c1_m1", "scaling_rps_tls-off_c1_m10",
+                          "scaling_cpu_tls-off_c1_m1", "scaling_cpu_tls-off_c1_m10"])
+
+    def test_gnuplot_accepts_the_kernel_figures(self):
+        if shutil.which("gnuplot") is None:
+            self.skipTest("gnuplot not installed")
+        with tempfile.TemporaryDirectory() as d:
+            files = plots.render(self.rows(), d, "CPU (2 CPUs)", "2026-01-01 00:00",
+                                 log=self.fail)
+            self.assertEqual(len(files), 2 * (3 + len(self.KERNEL_FIGURES)))
+            for path in files:
+                self.assertGreater(os.path.getsize(path), 1000, path)
+
+
 if __name__ == "__main__":
     unittest.main()

@@ -65,6 +65,11 @@ assert meta["finished"] is True, "meta.json says the run did not finish"
 import glob, xml.etree.ElementTree as ET
 for svg in glob.glob(os.path.join(out, "*.svg")):
     ET.parse(svg)   # well-formed XML, not a truncated file
+# What the kernel did is drawn beside the others (bench/plots.py's
+# KERNEL_METRICS): a missing figure means its column was empty in every row.
+for stem in ("usercpu", "syscpu", "voluntarycs", "involuntarycs", "softirq"):
+    svg = os.path.join(out, f"{stem}_tls-off_c1.svg")
+    assert os.path.isfile(svg) and os.path.getsize(svg) > 0, f"no figure {svg}"
 print(f"ok: {len(rows)} rows, first {float(rows[0]['requests_per_s']):.0f} req/s, "
       f"{rows[0]['syscalls_per_request']} syscalls/request, "
       f"{rows[0]['requests_per_wait']} requests/wait")
