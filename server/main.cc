@@ -110,6 +110,9 @@ io_uring:
   --uring-recv-bundle on|off
                          one recv completion fills several buffers
                          (IORING_RECVSEND_BUNDLE, Linux 6.10) (default off)
+  --uring-send-bundle on|off
+                         one send takes a connection's whole output from a
+                         buffer ring of its own (Linux 6.10) (default off)
   --uring-incremental-buffers on|off
                          a recv takes only what it fills of a provided
                          buffer (IOU_PBUF_RING_INC, Linux 6.12) (default off)
@@ -326,6 +329,8 @@ Arguments parse_args(int argc, char** argv) {
       o.uring_napi_busy_poll_us = static_cast<unsigned>(parse_number(arg, take_value(), 1000000));
     } else if (arg == "--uring-recv-bundle") {
       o.uring_recv_bundle = parse_on_off(arg, take_value());
+    } else if (arg == "--uring-send-bundle") {
+      o.uring_send_bundle = parse_on_off(arg, take_value());
     } else if (arg == "--uring-incremental-buffers") {
       o.uring_incremental_buffers = parse_on_off(arg, take_value());
     } else if (arg == "--uring-register-ring-fd") {

@@ -231,6 +231,7 @@ std::string options_conflict(const ServerOptions& o) {
         {o.uring_send_zc_threshold != d.uring_send_zc_threshold, "--uring-send-zc"},
         {o.uring_napi_busy_poll_us != d.uring_napi_busy_poll_us, "--uring-napi"},
         {o.uring_recv_bundle != d.uring_recv_bundle, "--uring-recv-bundle"},
+        {o.uring_send_bundle != d.uring_send_bundle, "--uring-send-bundle"},
         {o.uring_incremental_buffers != d.uring_incremental_buffers,
          "--uring-incremental-buffers"},
         {o.uring_register_ring_fd != d.uring_register_ring_fd, "--uring-register-ring-fd"},
@@ -261,6 +262,10 @@ std::string options_conflict(const ServerOptions& o) {
       return "--uring-flags coop and defer cannot be combined with --uring-sqpoll (the kernel's "
              "SQPOLL thread runs the task work)";
     }
+  }
+  if (o.uring_send_bundle && (o.uring_registered_buffers || o.uring_send_zc_threshold != 0)) {
+    return "--uring-send-bundle, --uring-registered-buffers and --uring-send-zc are three ways "
+           "of sending: choose one";
   }
   if (o.tls_record_size < 512 || o.tls_record_size > 16384) {
     return "--tls-record-size must be from 512 to 16384 octets (RFC 8446 §5.1)";

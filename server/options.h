@@ -242,6 +242,10 @@ struct ServerOptions {
   // completion may fill several provided buffers, in ring order, instead
   // of one.
   bool uring_recv_bundle = false;
+  // Send bundles (IORING_RECVSEND_BUNDLE on a send, Linux 6.10): a
+  // connection's output is queued as entries of a provided-buffer ring of
+  // its own and one send takes them all, instead of a sendmsg's iovec.
+  bool uring_send_bundle = false;
   // Incremental provided-buffer consumption (IOU_PBUF_RING_INC, Linux
   // 6.12): a recv takes only what it fills of a buffer; the rest of the
   // buffer serves the next recvs, so large buffers do not go out one per

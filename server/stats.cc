@@ -33,6 +33,7 @@ constexpr Field kFields[] = {
      &ThreadStats::buffer_exhaustion},
     {"zero_copy_sends", &StatsRegistry::Totals::zero_copy_sends, &ThreadStats::zero_copy_sends},
     {"bundled_reads", &StatsRegistry::Totals::bundled_reads, &ThreadStats::bundled_reads},
+    {"bundled_sends", &StatsRegistry::Totals::bundled_sends, &ThreadStats::bundled_sends},
     {"buffers_kept", &StatsRegistry::Totals::buffers_kept, &ThreadStats::buffers_kept},
 };
 

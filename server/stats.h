@@ -103,6 +103,7 @@ struct alignas(64) ThreadStats {  // its own cache lines: no false sharing betwe
   Counter buffer_exhaustion;  // uring: a recv found the provided-buffer ring empty
   Counter zero_copy_sends;    // uring: writes sent zero-copy (--uring-send-zc, registered buffers)
   Counter bundled_reads;      // uring: recv completions that filled more than one buffer
+  Counter bundled_sends;      // uring: send completions that took more than one buffer
   Counter buffers_kept;       // uring: recv completions that left the rest of their buffer to
                               // the kernel (IORING_CQE_F_BUF_MORE, --uring-incremental-buffers)
 
@@ -143,7 +144,7 @@ class StatsRegistry {
     uint64_t connections = 0, requests = 0, responses = 0, bytes_in = 0, bytes_out = 0,
              backpressure_pauses = 0, reads = 0, writes = 0, partial_writes = 0, syscalls = 0,
              waits = 0, events = 0, buffer_exhaustion = 0, zero_copy_sends = 0,
-             bundled_reads = 0, buffers_kept = 0, latency_total_ns = 0;
+             bundled_reads = 0, bundled_sends = 0, buffers_kept = 0, latency_total_ns = 0;
     std::array<uint64_t, kGoawayCodes> goaways{};
     std::array<uint64_t, LatencyHistogram::kBuckets> latency{};
     void add(const ThreadStats& s) noexcept;

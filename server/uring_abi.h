@@ -26,6 +26,16 @@ constexpr uint16_t kPbufRingIncremental = 2;  // IOU_PBUF_RING_INC, Linux 6.12
 // rest for the next recv, so it must not be given back yet.
 constexpr uint32_t kCqeBufMore = 1U << 4;  // IORING_CQE_F_BUF_MORE, Linux 6.12
 
+// io_uring_register: where the kernel's head of a provided-buffer ring is
+// (how many entries it has taken), for rings the application maps itself.
+constexpr unsigned kRegisterPbufStatus = 26;  // IORING_REGISTER_PBUF_STATUS, Linux 6.8
+struct PbufStatus {                           // struct io_uring_buf_status
+  uint32_t buf_group;  // in
+  uint32_t head;       // out
+  uint32_t resv[8];
+};
+static_assert(sizeof(PbufStatus) == 40, "struct io_uring_buf_status is 40 octets");
+
 // io_uring_register opcode and argument of NAPI busy polling.
 constexpr unsigned kRegisterNapi = 27;  // IORING_REGISTER_NAPI, Linux 6.9
 struct NapiRegistration {               // struct io_uring_napi

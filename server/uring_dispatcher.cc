@@ -33,7 +33,9 @@
 //   flight (one in flight per socket keeps the byte order) — copied into a
 //   registered staging slot and sent with SEND_ZC when one is free
 //   (--uring-registered-buffers), else SENDMSG_ZC from --uring-send-zc
-//   octets, else SENDMSG; re-arm a recv that ended (-ENOBUFS, or
+//   octets, else — with --uring-send-bundle — the iovecs queued as entries
+//   of the connection's own send buffer ring and one bundle send, else
+//   SENDMSG; re-arm a recv that ended (-ENOBUFS, or
 //   IORING_CQE_F_MORE clear); cancel the recv while the session refuses
 //   input (backpressure) and re-arm it when it drains.
 //
@@ -45,7 +47,7 @@
 //
 // Counters (server/stats.h), exact unless said otherwise:
 //   reads        recv completions that delivered data or EOF
-//   writes       sends submitted (sendmsg, sendmsg_zc, staged send_zc)
+//   writes       sends submitted (sendmsg, sendmsg_zc, staged send_zc, bundles)
 //   partial_writes  send results below the octets offered
 //   events       completions reaped (notifications included)
 //   waits        io_uring_enter calls with IORING_ENTER_GETEVENTS and
@@ -60,9 +62,11 @@
 //                counted: ring setup and teardown, memory allocation.
 //   buffer_exhaustion  recv completions with -ENOBUFS
 //   bundled_reads  recv completions that filled more than one buffer
+//   bundled_sends  bundle send completions that took more than one buffer
 //   buffers_kept   recv completions with IORING_CQE_F_BUF_MORE
 #include <liburing.h>
 #include <signal.h>  // _NSIG
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -113,6 +117,7 @@ enum Op : uint64_t {
   kCancel = 5,
   kSendZc = 6,   // sendmsg_zc: a result, then (IORING_CQE_F_MORE) a notification
   kStaged = 7,   // send_zc from a registered staging slot: likewise
+  kBundle = 8,   // a send bundle from the connection's send buffer ring
 };
 constexpr uint64_t tag(uint64_t id, Op op) { return (id << 4) | op; }
 
@@ -121,7 +126,22 @@ struct SendBuffer {
   iovec iov[kMaxSendIov];
 };
 
-enum class Sending : uint8_t { kNone, kMsg, kMsgZc, kStaged };
+enum class Sending : uint8_t { kNone, kMsg, kMsgZc, kStaged, kBundle };
+
+// --uring-send-bundle: one page of provided-buffer ring per sending
+// connection (a send takes the entries of its group in ring order, so a
+// group cannot be shared), 256 entries, of which a send uses at most
+// kMaxSendIov. Registered pages are pinned (RLIMIT_MEMLOCK, with the rings
+// themselves): a connection that cannot have one sends with sendmsg.
+constexpr unsigned kSendGroupEntries = 256;
+constexpr size_t kSendGroupBytes = kSendGroupEntries * sizeof(io_uring_buf);
+static_assert(kSendGroupBytes == 4096, "one page");
+static_assert(kMaxSendIov <= kSendGroupEntries);
+struct SendGroup {
+  uint16_t bgid = 0;
+  io_uring_buf_ring* ring = nullptr;
+  uint16_t head = 0;  // the kernel's head: entries it has taken (tail == head between sends)
+};
 
 struct Conn : LoopConnection {
   using LoopConnection::LoopConnection;
@@ -132,6 +152,8 @@ struct Conn : LoopConnection {
   size_t offered = 0;     // octets that send offered
   int zc_result = 0;      // a sendmsg_zc's result, kept until its notification
   int file_slot = -1;     // fixed-file slot, or -1: operations name fd
+  int send_group = -1;    // --uring-send-bundle: its send group, -1 none yet, -2 none to be had
+  unsigned bundled = 0;   // buffers the send bundle in flight offered
   std::unique_ptr<SendBuffer> send;  // the iovecs of a sendmsg(_zc) in flight
   std::vector<uint8_t> held;         // input that arrived after reading was paused
 };
@@ -162,6 +184,9 @@ class Proactor final : public RoomMaker {
   void cancel_recv(Id id, Conn& c);
   void start_send(Id id, Conn& c);
   bool start_staged_send(Id id, Conn& c, std::span<const iovec> iov);
+  bool start_bundle_send(Id id, Conn& c, std::span<const iovec> iov);
+  bool take_send_group(Conn& c);
+  void on_bundle_sent(Id id, const io_uring_cqe& cqe);
   void recycle(uint16_t bid);
   template <typename Use>
   void consume_buffers(const io_uring_cqe& cqe, Use&& use);
@@ -212,6 +237,9 @@ class Proactor final : public RoomMaker {
   // before it kept the rest.
   std::vector<uint16_t> buffer_position_;
   std::vector<uint32_t> buffer_filled_;
+  std::vector<SendGroup> send_groups_;   // --uring-send-bundle: group i has bgid i + 1
+  std::vector<unsigned> free_send_groups_;
+  bool send_group_refused_ = false;     // logged once
   MemoryTrim trim_;
 };
 
@@ -288,11 +316,12 @@ Proactor::~Proactor() {
   // Only reached with connections left if the loop failed: the ring's exit
   // (UringRing) cancels their operations; the sockets close after it.
   const std::vector<Id> left = conns_.ids();
-  ring_->close();
+  ring_->close();  // unregisters the send groups too
   for (Id id : left) {
     ::close(conns_.find(id)->fd);
     conns_.remove(id);
   }
+  for (const SendGroup& g : send_groups_) ::munmap(g.ring, kSendGroupBytes);
 }
 
 // Makes the SQEs prepared since the last call visible to the kernel: fills
@@ -458,6 +487,7 @@ void Proactor::start_send(Id id, Conn& c) {
   const auto iov = pending.first(std::min(pending.size(), kMaxSendIov));
   stats_.writes.add();
   if (!free_send_slots_.empty() && start_staged_send(id, c, iov)) return;
+  if (plan_.send_bundle && start_bundle_send(id, c, iov)) return;
   if (spare_sends_.empty()) {
     c.send = std::make_unique<SendBuffer>();
   } else {
@@ -512,6 +542,108 @@ bool Proactor::start_staged_send(Id id, Conn& c, std::span<const iovec> iov) {
   stats_.zero_copy_sends.add();
   c.offered = copied;
   return true;
+}
+
+// Queues the output's pieces as entries of the connection's send group and
+// sends them with one bundle send: the kernel takes every entry there is.
+// Returns false (nothing done) when the connection has no group.
+bool Proactor::start_bundle_send(Id id, Conn& c, std::span<const iovec> iov) {
+  if (c.send_group == -2 || (c.send_group == -1 && !take_send_group(c))) return false;
+  SendGroup& g = send_groups_[static_cast<size_t>(c.send_group)];
+  if (spare_sends_.empty()) {
+    c.send = std::make_unique<SendBuffer>();
+  } else {
+    c.send = std::move(spare_sends_.back());
+    spare_sends_.pop_back();
+  }
+  // The lengths are kept to tell, at the completion, how many entries went.
+  std::copy(iov.begin(), iov.end(), c.send->iov);
+  const int mask = io_uring_buf_ring_mask(kSendGroupEntries);
+  c.offered = 0;
+  for (size_t i = 0; i < iov.size(); ++i) {
+    io_uring_buf_ring_add(g.ring, iov[i].iov_base, static_cast<unsigned>(iov[i].iov_len),
+                          static_cast<uint16_t>(i), mask, static_cast<int>(i));
+    c.offered += iov[i].iov_len;
+  }
+  io_uring_buf_ring_advance(g.ring, static_cast<int>(iov.size()));
+  c.bundled = static_cast<unsigned>(iov.size());
+  io_uring_sqe* sqe = get_sqe();
+  io_uring_prep_send(sqe, c.fd, nullptr, 0, MSG_NOSIGNAL);
+  target(sqe, c);
+  sqe->flags |= IOSQE_BUFFER_SELECT;
+  sqe->buf_group = g.bgid;
+  sqe->ioprio |= uring_abi::kRecvSendBundle;
+  io_uring_sqe_set_data64(sqe, tag(id, kBundle));
+  c.sending = Sending::kBundle;
+  return true;
+}
+
+// A send group for `c`: one a closed connection left, or a new page
+// registered as a buffer ring (one io_uring_register). When the kernel
+// refuses (locked memory, most likely), the connection sends with sendmsg
+// and the refusal is logged once.
+bool Proactor::take_send_group(Conn& c) {
+  if (!free_send_groups_.empty()) {
+    c.send_group = static_cast<int>(free_send_groups_.back());
+    free_send_groups_.pop_back();
+    return true;
+  }
+  c.send_group = -2;
+  if (send_groups_.size() >= 65535 - 1) return false;  // bgid is 16 bits; 0 is the recv group
+  void* page = ::mmap(nullptr, kSendGroupBytes, PROT_READ | PROT_WRITE,
+                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+  if (page == MAP_FAILED) return false;
+  SendGroup g;
+  g.bgid = static_cast<uint16_t>(send_groups_.size() + 1);
+  g.ring = static_cast<io_uring_buf_ring*>(page);
+  io_uring_buf_reg reg{};
+  reg.ring_addr = reinterpret_cast<uintptr_t>(page);
+  reg.ring_entries = kSendGroupEntries;
+  reg.bgid = g.bgid;
+  stats_.syscalls.add();
+  if (const int rc = io_uring_register_buf_ring(&r_, &reg, 0); rc != 0) {
+    ::munmap(page, kSendGroupBytes);
+    if (!send_group_refused_) {
+      send_group_refused_ = true;
+      log_line("uring proactor %u: --uring-send-bundle: the kernel refused send buffer ring %zu: "
+               "%s%s; connections without one send with sendmsg",
+               index_, send_groups_.size() + 1, std::strerror(-rc),
+               rc == -ENOMEM ? " (locked-memory limit: ulimit -l)" : "");
+    }
+    return false;
+  }
+  io_uring_buf_ring_init(g.ring);
+  c.send_group = static_cast<int>(send_groups_.size());
+  send_groups_.push_back(g);
+  return true;
+}
+
+// A bundle send's result. The kernel took the entries the sent octets
+// came from (a partly sent one included) and left the rest; the tail is
+// moved back to its head, so the group is empty again and the next send
+// offers what is still pending, from where the output stands. When not
+// everything went, the head is asked of the kernel (one
+// IORING_REGISTER_PBUF_STATUS) rather than inferred.
+void Proactor::on_bundle_sent(Id id, const io_uring_cqe& cqe) {
+  Conn* c = conns_.find(id);
+  if (c == nullptr || c->send_group < 0) return;
+  SendGroup& g = send_groups_[static_cast<size_t>(c->send_group)];
+  if (cqe.res >= 0 && static_cast<size_t>(cqe.res) == c->offered) {
+    g.head = static_cast<uint16_t>(g.head + c->bundled);
+  } else {
+    uring_abi::PbufStatus status{};
+    status.buf_group = g.bgid;
+    stats_.syscalls.add();
+    if (io_uring_register(static_cast<unsigned>(r_.ring_fd), uring_abi::kRegisterPbufStatus,
+                          &status, 1) == 0) {
+      g.head = static_cast<uint16_t>(status.head);
+    }
+  }
+  io_uring_smp_store_release(&g.ring->tail, g.head);
+  if (cqe.res > 0 && c->bundled > 1 && static_cast<size_t>(cqe.res) > c->send->iov[0].iov_len) {
+    stats_.bundled_sends.add();
+  }
+  send_done(id, *c, cqe.res);
 }
 
 void Proactor::recycle(uint16_t bid) {
@@ -649,6 +781,9 @@ void Proactor::on_cqe(const io_uring_cqe& cqe) {
       break;
     case kStaged:
       on_staged(static_cast<unsigned>(id), cqe);
+      break;
+    case kBundle:
+      on_bundle_sent(id, cqe);
       break;
     case kCancel:
       if (Conn* c = conns_.find(id)) {
@@ -866,6 +1001,7 @@ void Proactor::finish_if_released(Id id, Conn& c) {
   // flags are set when an SQE is prepared), so its slot and fd number may
   // be reused now. The slot first: the table holds the socket open.
   release_file_slot(c);
+  if (c.send_group >= 0) free_send_groups_.push_back(static_cast<unsigned>(c.send_group));
   stats_.syscalls.add();
   ::close(c.fd);
   conns_.remove(id);

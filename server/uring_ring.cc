@@ -196,6 +196,7 @@ UringRingPlan plan_uring_ring(const ServerOptions& options) {
   plan.send_zc_threshold = options.uring_send_zc_threshold;
   plan.napi_busy_poll_us = options.uring_napi_busy_poll_us;
   plan.recv_bundle = options.uring_recv_bundle;
+  plan.send_bundle = options.uring_send_bundle;
   plan.incremental_buffers = options.uring_incremental_buffers;
   plan.register_ring_fd = options.uring_register_ring_fd;
   plan.no_sqarray = options.uring_no_sqarray;
@@ -229,6 +230,7 @@ std::string describe_uring_plan(const UringRingPlan& plan, unsigned rings) {
   s += plan.napi_busy_poll_us ? ", NAPI busy poll " + std::to_string(plan.napi_busy_poll_us) + " µs"
                               : ", no NAPI";
   s += plan.recv_bundle ? ", recv bundles" : "";
+  s += plan.send_bundle ? ", send bundles" : "";
   s += plan.incremental_buffers ? ", incremental buffers" : "";
   s += plan.register_ring_fd ? ", registered ring fd" : ", ring entered by its fd";
   s += plan.no_sqarray ? ", no SQ array" : "";
@@ -276,9 +278,12 @@ std::string UringRing::open(const UringRingPlan& plan) {
   if (plan.no_sqarray && has_sq_array) {
     return fail("--uring-no-sqarray on: the kernel set the ring up with an SQ array");
   }
-  if (plan.recv_bundle && !(p.features & uring_abi::kFeatRecvSendBundle)) {
-    return fail("--uring-recv-bundle on: the kernel lacks IORING_FEAT_RECVSEND_BUNDLE "
-                "(recv bundles need Linux 6.10)");
+  for (const auto& [asked, flag] : {std::pair{plan.recv_bundle, "--uring-recv-bundle"},
+                                    std::pair{plan.send_bundle, "--uring-send-bundle"}}) {
+    if (asked && !(p.features & uring_abi::kFeatRecvSendBundle)) {
+      return fail(std::string(flag) + " on: the kernel lacks IORING_FEAT_RECVSEND_BUNDLE " +
+                  "(bundles need Linux 6.10)");
+    }
   }
 
   // The provided-buffer ring (liburing 2.3 has no io_uring_setup_buf_ring):

@@ -38,6 +38,7 @@ struct UringRingPlan {
   size_t send_zc_threshold = 0;  // 0: never
   unsigned napi_busy_poll_us = 0;  // 0: no NAPI registration
   bool recv_bundle = false;         // recvs carry IORING_RECVSEND_BUNDLE
+  bool send_bundle = false;         // sends too, from per-connection buffer rings
   bool incremental_buffers = false;  // the buffer ring is registered IOU_PBUF_RING_INC
   bool register_ring_fd = true;     // enable() registers the ring fd
   bool no_sqarray = false;          // IORING_SETUP_NO_SQARRAY (in setup_flags too)

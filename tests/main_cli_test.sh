@@ -39,6 +39,8 @@ expect_usage_error "invalid value 'a-name-longer-than-fifteen' for --congestion:
   --congestion a-name-longer-than-fifteen
 expect_usage_error "--uring-recv-bundle applies to --dispatch uring only (--dispatch is epoll)" \
   --uring-recv-bundle on
+expect_usage_error "--uring-send-bundle, --uring-registered-buffers and --uring-send-zc are three ways of sending: choose one" \
+  --dispatch uring --uring-send-bundle on --uring-send-zc 16384
 expect_usage_error "invalid value 'yes' for --uring-incremental-buffers: expected on or off" \
   --dispatch uring --uring-incremental-buffers yes
 expect_usage_error "invalid value '1' for --uring-register-ring-fd: expected on or off" \

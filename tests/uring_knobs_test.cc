@@ -113,7 +113,8 @@ std::vector<RingInfo> server_rings(size_t count) {
 struct Totals {
   long requests = 0, bytes_in = 0, bytes_out = 0, backpressure_pauses = 0, reads = 0, writes = 0,
        partial_writes = 0, syscalls = 0, waits = 0, events = 0, buffer_exhaustion = 0,
-       connections = 0, zero_copy_sends = 0, bundled_reads = 0, buffers_kept = 0;
+       connections = 0, zero_copy_sends = 0, bundled_reads = 0, bundled_sends = 0,
+       buffers_kept = 0;
 };
 
 Totals totals(server::Server& s) {
@@ -139,6 +140,7 @@ Totals totals(server::Server& s) {
   t.buffer_exhaustion = field("buffer_exhaustion");
   t.zero_copy_sends = field("zero_copy_sends");
   t.bundled_reads = field("bundled_reads");
+  t.bundled_sends = field("bundled_sends");
   t.buffers_kept = field("buffers_kept");
   return t;
 }
@@ -532,6 +534,49 @@ TEST_CASE("--uring-recv-bundle: one completion fills several buffers, uploads co
   CHECK(bundled.reads < single.reads);  // the same octets in fewer completions
 }
 
+TEST_CASE("--uring-send-bundle: responses leave in bundle sends, every octet in order") {
+  require_clients();
+  const bool tls = GENERATE(false, true);
+  INFO((tls ? "TLS" : "cleartext"));
+  auto run = [tls](bool bundle) {
+    auto o = uring_options();
+    o.tls = tls;
+    o.uring_send_bundle = bundle;
+    if (!tls) o.send_buffer = 8192;
+    TestServer server(o);
+    h2load(server, 2000);
+    require_bytes_route(server, tls, 200000);
+    require_bytes_route(server, tls, 3000000);
+    if (!tls) {
+      // Clients that reset mid-response, the windows open and the server's
+      // socket buffer small: sends in flight fail, their groups go to the
+      // next connections — which must get none of their entries.
+      for (int i = 0; i < 10; ++i) {
+        RawClient client(server.port());
+        client.send(preface() + settings({{0x4, 0x7fffffff}}) +  // SETTINGS_INITIAL_WINDOW_SIZE
+                    frame(proto::FrameType::kWindowUpdate, 0, 0, u32(0x7fffffff - 65535)) +
+                    get_request(1, "/bytes/5000000"));
+        REQUIRE(client.receive(200000).size() >= 200000);
+        client.close();  // unread data: a reset
+      }
+      require_bytes_route(server, tls, 3000000);
+      require_parallel_echoes(server, 3, 300000);
+    }
+    return totals(server.get());
+  };
+  const Totals plain = run(false);
+  const Totals bundled = run(true);
+  INFO("bundles: " << bundled.writes << " writes, " << bundled.bundled_sends
+                   << " took more than one buffer");
+  CHECK(plain.bundled_sends == 0);
+  // In cleartext a DATA frame is two pieces (its header, then the body's
+  // octets): the large responses go out in sends of many. With TLS records
+  // are sealed into runs of contiguous ciphertext, so fewer sends have
+  // more than one piece.
+  CHECK(bundled.bundled_sends >= (tls ? 1 : 10));
+  CHECK(bundled.zero_copy_sends == 0);
+}
+
 TEST_CASE("--uring-incremental-buffers: a recv takes what it fills, the rest serves the next") {
   require_clients({"curl", "h2load"});
   const bool bundle = GENERATE(false, true);
@@ -675,6 +720,13 @@ TEST_CASE("create_server refuses what the kernel or the options refuse, naming t
     ::waitpid(child, &status, 0);
     CHECK_THAT(error, Catch::Contains("--uring-fixed-files"));
     CHECK_THAT(error, Catch::Contains("Too many open files"));
+  }
+  SECTION("send bundles with another way of sending (the options refuse it)") {
+    o.uring_send_bundle = true;
+    o.uring_registered_buffers = true;
+    const std::string error = create_error(o);
+    CHECK(error == "--uring-send-bundle, --uring-registered-buffers and --uring-send-zc are "
+                   "three ways of sending: choose one");
   }
   SECTION("receive buffers beyond the memory there is") {
     o.threads = 64;
