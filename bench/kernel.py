@@ -6,7 +6,15 @@ and which knob moves it.
 Per process (the server's tree, every thread of it — /proc/PID/status
 counts one thread only): user and system CPU time, voluntary and involuntary
 context switches, CPU migrations (/proc/PID/task/TID/sched, which exists only
-on kernels built with CONFIG_SCHED_DEBUG: empty where absent).
+on kernels built with CONFIG_SCHED_DEBUG: empty where absent). Switches and
+migrations are counted per thread, so a thread that ended between the two
+snapshots takes its share with it (/proc keeps nothing of it): each thread
+seen at both instants counts its difference, one that began in between all
+it has, and the ones that ended are counted in cs_source. h2lab reports the
+whole process's switches itself (/stats "process", getrusage: ended threads
+included); the sweep passes those in (columns(switches=…)) and cs_source
+says "getrusage". CPU time needs neither: /proc/PID/stat keeps the time of
+ended threads.
 Per CPU (the server's CPU set): irq and softirq time from /proc/stat — on
 loopback the receive path of a segment runs in softirq on the CPU that sent
 it, so the server's CPUs also serve the client's TCP input.
@@ -44,13 +52,17 @@ MOVED_COLUMN = "tcp_counters_moved"
 COLUMNS = [
     "server_user_cpu_percent", "server_sys_cpu_percent",
     "voluntary_cs_per_request", "involuntary_cs_per_request", "migrations_per_request",
+    "cs_source",
     "server_cpus_softirq_percent", "server_cpus_irq_percent",
     *(column for column, _, _ in TCP_COUNTERS),
     MOVED_COLUMN,
     "sockstat_tcp_inuse", "sockstat_tcp_orphan", "sockstat_tcp_tw", "sockstat_tcp_mem_pages",
 ]
+# Where the context switch columns come from ("getrusage", "threads" or
+# "threads, N ended"): text, like MOVED_COLUMN.
+SOURCE_COLUMN = "cs_source"
 # Every other column is a number or empty: what --compare takes medians of.
-NUMBER_COLUMNS = [column for column in COLUMNS if column != MOVED_COLUMN]
+NUMBER_COLUMNS = [column for column in COLUMNS if column not in (MOVED_COLUMN, SOURCE_COLUMN)]
 
 
 def moved_names(cell):
@@ -126,10 +138,13 @@ def _read(path):
 
 
 def snapshot(server_pids, server_cpus, proc_root="/proc"):
-    """The counters at one instant (raw values; delta() makes them a run's)."""
-    user = system = voluntary = involuntary = 0
-    migrations = 0
-    have_migrations = True
+    """The counters at one instant (raw values; columns() makes them a run's).
+
+    "threads" maps (pid, tid) to (voluntary, involuntary, migrations or
+    None) of every thread of the server's processes.
+    """
+    user = system = 0
+    threads = {}
     for pid in server_pids:
         fields = _read(f"{proc_root}/{pid}/stat")
         if fields is not None:
@@ -142,26 +157,37 @@ def snapshot(server_pids, server_cpus, proc_root="/proc"):
             continue
         for tid in tids:
             status = _read(f"{proc_root}/{pid}/task/{tid}/status")
-            if status is not None:
-                v, i = parse_task_status(status)
-                voluntary += v
-                involuntary += i
+            if status is None:
+                continue   # ended between the listing and the read
             sched = _read(f"{proc_root}/{pid}/task/{tid}/sched")
-            n = parse_migrations(sched) if sched is not None else None
-            if n is None:
-                have_migrations = False
-            else:
-                migrations += n
+            threads[(pid, tid)] = (*parse_task_status(status),
+                                   parse_migrations(sched) if sched is not None else None)
     # Unpinned (no CPU set): the server may run on any CPU, so all count.
     cpus = set(server_cpus) or set(range(os.cpu_count() or 1))
     irq, softirq = parse_cpu_irq(_read(f"{proc_root}/stat") or "", cpus)
     tcp = parse_snmp(_read(f"{proc_root}/net/snmp") or "")
     tcp.update(parse_snmp(_read(f"{proc_root}/net/netstat") or ""))
-    return {
-        "user": user, "system": system, "voluntary": voluntary, "involuntary": involuntary,
-        "migrations": migrations if have_migrations else None,
-        "irq": irq, "softirq": softirq, "tcp": tcp,
-    }
+    return {"user": user, "system": system, "threads": threads,
+            "irq": irq, "softirq": softirq, "tcp": tcp}
+
+
+def thread_deltas(first, last):
+    """(voluntary, involuntary, migrations or None, threads ended) between
+    two snapshots, thread by thread: a thread seen at both counts its
+    difference, one that began in between all it has; one that ended in
+    between cannot be counted (ended says how many)."""
+    voluntary = involuntary = migrations = 0
+    have_migrations = True
+    for key, (v, i, m) in last["threads"].items():
+        v0, i0, m0 = first["threads"].get(key, (0, 0, 0))
+        voluntary += v - v0
+        involuntary += i - i0
+        if m is None or m0 is None:
+            have_migrations = False
+        else:
+            migrations += m - m0
+    ended = sum(1 for key in first["threads"] if key not in last["threads"])
+    return voluntary, involuntary, migrations if have_migrations else None, ended
 
 
 def sockstat(proc_root="/proc"):
@@ -169,11 +195,15 @@ def sockstat(proc_root="/proc"):
     return parse_sockstat(_read(f"{proc_root}/net/sockstat") or "")
 
 
-def columns(first, last, wall_s, requests, socket_state, cpus_count):
+def columns(first, last, wall_s, requests, socket_state, cpus_count, switches=None):
     """The CSV cells of one run from two snapshots: per request where the
     counter scales with requests, CPU shares as % of one CPU (softirq and irq
     as % of the server's CPU set), the fixed TCP counters as deltas, the
-    other TCP counters that moved as "Name=+N" in tcp_counters_moved."""
+    other TCP counters that moved as "Name=+N" in tcp_counters_moved.
+
+    switches: (voluntary, involuntary) of the whole server process over the
+    run when the server counts them itself (h2lab's /stats), used instead of
+    the per-thread sums."""
     ticks = procs.CLOCK_TICKS_PER_SECOND
 
     def percent(delta_ticks, cpus=1):
@@ -182,15 +212,19 @@ def columns(first, last, wall_s, requests, socket_state, cpus_count):
     def per_request(delta):
         return f"{delta / requests:.4f}" if requests and delta is not None else ""
 
-    migrations = (last["migrations"] - first["migrations"]
-                  if first["migrations"] is not None and last["migrations"] is not None
-                  else None)
+    voluntary, involuntary, migrations, ended = thread_deltas(first, last)
+    if switches is not None:
+        voluntary, involuntary = switches
+        source = "getrusage"
+    else:
+        source = f"threads, {ended} ended" if ended else "threads"
     cells = {
         "server_user_cpu_percent": percent(last["user"] - first["user"]),
         "server_sys_cpu_percent": percent(last["system"] - first["system"]),
-        "voluntary_cs_per_request": per_request(last["voluntary"] - first["voluntary"]),
-        "involuntary_cs_per_request": per_request(last["involuntary"] - first["involuntary"]),
+        "voluntary_cs_per_request": per_request(voluntary),
+        "involuntary_cs_per_request": per_request(involuntary),
         "migrations_per_request": per_request(migrations),
+        SOURCE_COLUMN: source,
         "server_cpus_softirq_percent": percent(last["softirq"] - first["softirq"],
                                                max(1, cpus_count)),
         "server_cpus_irq_percent": percent(last["irq"] - first["irq"], max(1, cpus_count)),

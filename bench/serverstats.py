@@ -83,15 +83,22 @@ def curl_argv(server_url, timeout=FETCH_TIMEOUT_S):
 
 
 def parse(text):
-    """One /stats body as {"uptime_s", "counters": {name: n}, "buckets": {below_ns: n}}.
+    """One /stats body as {"uptime_s", "switches", "counters": {name: n},
+    "buckets": {below_ns: n}}; "switches" is the process's (voluntary,
+    involuntary) context switches (getrusage: ended threads included) or
+    None.
 
     Raises StatsError when the body is not h2lab's /stats JSON.
     """
     try:
         server = json.loads(text)["server"]
         totals = server["totals"]
+        process = server.get("process")  # absent from older builds of h2lab
         return {
             "uptime_s": float(server["uptime_s"]),
+            "switches": ((int(process["voluntary_context_switches"]),
+                          int(process["involuntary_context_switches"]))
+                         if process else None),
             "counters": {name: int(totals[name]) for name in COUNTERS},
             "buckets": {int(b["below_ns"]): int(b["count"])
                         for b in totals["latency"]["buckets"]},
@@ -104,8 +111,11 @@ def parse(text):
 
 def difference(first, last):
     """What happened between two samples: counters and latency buckets subtracted."""
+    switches = (tuple(b - a for a, b in zip(first["switches"], last["switches"]))
+                if first.get("switches") and last.get("switches") else None)
     return {
         "uptime_s": last["uptime_s"] - first["uptime_s"],
+        "switches": switches,
         "counters": {k: last["counters"][k] - first["counters"][k] for k in COUNTERS},
         "buckets": {b: n - first["buckets"].get(b, 0)
                     for b, n in sorted(last["buckets"].items())

@@ -32,6 +32,7 @@ import sys
 import tempfile
 import textwrap
 import time
+import typing
 
 import kernel
 import loadgen
@@ -54,7 +55,7 @@ DEFAULTS = {
     "repetitions": 1,
     "workloads": "hello",
     "idle_connections": 10000,
-    "churn_connections": 2000,
+    "churn_connections": "2000",
 }
 SCALING_THREADS = (1, 2, 4, 8)
 # --smoke: two short cases with whatever h2lab configuration starts first.
@@ -66,7 +67,16 @@ SMOKE = {
     "warmup": 0.0,
     "repetitions": 1,
     "idle_connections": 50,
-    "churn_connections": 50,
+    "churn_connections": "50",
+}
+# Workloads --compare refuses, and why: it alternates A and B run by run,
+# each on a freshly started server, so a workload whose runs depend on what
+# one server measured or held before them cannot be split that way.
+COMPARE_REFUSED_WORKLOADS = {
+    "open-loop": "its fixed-rate levels come from a capacity run of its own server, "
+                 "so A and B would be offered different rates",
+    "mixed": "it opens its idle connections once per server and holds them across "
+             "its runs, while --compare starts a fresh server for every run",
 }
 BUSY_MACHINE_PERCENT = 20   # other processes' CPU above this: say so per run
 CSV_COLUMNS = [
@@ -192,15 +202,21 @@ examples:
   bazel run //bench:sweep -- --compare "--dispatch epoll" "--dispatch uring" \\
       --tls off --clients 1 --streams 10,100 --repetitions 5
   bazel run //bench:sweep -- --compare "peer:nginx" "" --dispatchers epoll
+  bazel run //bench:sweep -- --compare "" "--uring-recv-bundle on" \\
+      --workloads upload --dispatchers uring --tls off
+  bazel run //bench:sweep -- --compare "--backlog 16" "--backlog 4096" \\
+      --workloads churn --churn-connections 250,500,1000
   bazel run //bench:sweep -- --replot bench/results/20260101-120000
 
 --compare ARGS_A ARGS_B: each is a string of extra h2lab flags (may be empty);
 --dispatch/--engine/--tls/--threads in it replace the sweep's value for that
-side; "peer:NAME" measures a peer instead. Runs alternate A B A B per case; B/A
-ratios of requests/s and of server CPU per request are printed with their
-min/median/max over the repetitions, then what the kernel did (each side's
-medians and their B/A; docs/KERNEL.md); compare.csv holds all of it.
-Relative paths are taken from the directory bazel run was started in.
+side; "peer:NAME" measures a peer instead. --workloads takes the closed-loop
+workloads and churn (not open-loop or mixed). Runs alternate A B A B per
+workload, case and repetition; B/A ratios of the throughput and of server CPU
+per unit of it (requests; churn: connections; download, upload: GB) are
+printed with their min/median/max over the repetitions, then what the kernel
+did (each side's medians and their B/A; docs/KERNEL.md); compare.csv holds
+all of it. Relative paths are taken from the directory bazel run was started in.
 """
 
 
@@ -248,9 +264,10 @@ def parse_args(argv):
                             f"{', '.join(workloads.WORKLOADS)}; docs/BENCHMARKS.md)")
     cases.add_argument("--idle-connections", type=positive_int, metavar="N",
                        help="mixed: idle connections held open meanwhile (default: 10000)")
-    cases.add_argument("--churn-connections", type=positive_int, metavar="N",
-                       help="churn: connections per run, each one request, all started "
-                            "at once (h2load -c N -n N; default: 2000)")
+    cases.add_argument("--churn-connections", type=int_list, metavar="LIST",
+                       help="churn: connections per burst, each one request, all started "
+                            "at once (h2load -c N -n N); one case per value, the x axis "
+                            f"of churn's figures (default: {DEFAULTS['churn_connections']})")
     cases.add_argument("--scaling", action="store_true",
                        help=f"run every server at {', '.join(map(str, SCALING_THREADS))} "
                             "threads/workers (capped to the server CPUs; n threads are "
@@ -302,16 +319,19 @@ def parse_args(argv):
                 value = choice_list({"dispatchers": DISPATCHERS, "engines": ENGINES,
                                      "tls": TLS_MODES,
                                      "workloads": workloads.WORKLOADS}[key])(value)
-            elif key in ("clients", "streams"):
+            elif key in ("clients", "streams", "churn_connections"):
                 value = int_list(value)
             setattr(args, key, value)
     if args.no_h2lab and not args.peers:
         p.error("--no-h2lab needs --peers (there would be nothing to measure)")
     if compare and args.smoke:
         p.error("--compare and --smoke do not combine")
-    if compare and (args.scaling or args.workloads != ["hello"]):
-        p.error("--compare measures the hello workload at one thread count: "
-                "--workloads and --scaling do not combine with it")
+    if compare and args.scaling:
+        p.error("--compare measures at one thread count: --scaling does not combine with it")
+    refused = [w for w in args.workloads if w in COMPARE_REFUSED_WORKLOADS] if compare else []
+    if refused:
+        p.error("--compare takes the closed-loop workloads and churn, not "
+                + "; ".join(f"{w}: {COMPARE_REFUSED_WORKLOADS[w]}" for w in refused))
     if args.scaling and args.server_threads:
         p.error("--scaling chooses the thread counts: leave out --server-threads")
     return args
@@ -549,15 +569,22 @@ def sweep_specs(args, threads, server_cpus=()):
 
 
 def loads_of(args):
-    """The workloads' Loads in run order (compare: hello only)."""
+    """The workloads' Loads in run order."""
     return [load for name in args.workloads
             for load in workloads.loads(name, args.idle_connections)]
 
 
+def workload_text(workload, variant):
+    """A load as the terminal names it: "hello", "download 1MiB"."""
+    return f"{workload} {variant}".strip()
+
+
 def load_cases(args, load):
-    """(clients, streams) pairs of a load: churn has one, its connection count."""
+    """(clients, streams) pairs of a load. churn: one per --churn-connections
+    value, in the order given (its connections per burst are h2load's
+    clients, one stream each); the others: every clients x streams case."""
     if load.one_request_per_connection:
-        return [(args.churn_connections, 1)]
+        return [(connections, 1) for connections in args.churn_connections]
     return cases_of(args)
 
 
@@ -571,6 +598,12 @@ def spec_sits_out(spec, load):
     if load.upload_bytes and spec.server == "nginx":
         return "nginx cannot echo a request body (no echo module in Debian's nginx)"
     return ""
+
+
+def pair_sits_out(pair, load):
+    """Why a --compare pair cannot run load ("" if it can): a side that sits
+    it out leaves nothing for the other to be compared with."""
+    return next((why for why in (spec_sits_out(spec, load) for spec in pair) if why), "")
 
 
 def compare_pairs(args, threads):
@@ -604,7 +637,12 @@ def _apply_variant(side, name, tls, dispatcher, engine, threads, server_args):
 def planned_runs(args, specs, pairs):
     """How many h2load runs the plan holds (--smoke: one h2lab config per TLS mode)."""
     if pairs:
-        return len(pairs) * len(cases_of(args)) * args.repetitions * 2
+        # run_compare: every case of each load, A and B per repetition, for
+        # each pair that can serve the load (one h2load run each: --compare
+        # takes no open-loop, whose cases hold several).
+        return sum(len(load_cases(args, load)) * args.repetitions * 2
+                   * sum(1 for pair in pairs if not pair_sits_out(pair, load))
+                   for load in loads_of(args))
     total = 0
     for load in loads_of(args):
         per_config = len(load_cases(args, load)) * args.repetitions * runs_per_case(load)
@@ -761,14 +799,18 @@ def read_server_stats(sampler, window):
     h2load's run would wait for h2load to leave: for it, and when h2load
     printed no phase lines, /stats is read just before h2load starts and
     just after it exits (stats_window=whole-run, warm-up included).
-    Returns ({column: text}, note); the columns are empty when a fetch failed,
-    and the note says why. Peers (sampler None) get empty columns and no note.
+    Returns ({column: text}, note, switches); the columns are empty when a
+    fetch failed, and the note says why. switches: the server process's
+    (voluntary, involuntary) context switches over the window, net of one
+    fetch's, as its /stats counts them (getrusage: threads that ended
+    included), or None. Peers (sampler None) get empty columns, no note and
+    no switches.
     """
     empty = {column: "" for column in serverstats.COLUMNS}
     if sampler is None:
-        return empty, ""
+        return empty, "", None
     if "before" not in sampler.samples:
-        return empty, "/stats not read: " + "; ".join(sampler.errors.values())
+        return empty, "/stats not read: " + "; ".join(sampler.errors.values()), None
     phase = ("main_start", "main_end")
     if window["method"] == "main-phase" and all(map(sampler.fired, phase)):
         method, first, last = "main-phase", *phase
@@ -779,15 +821,17 @@ def read_server_stats(sampler, window):
         sampler.take("after")
     else:
         return empty, ("/stats: the main phase was sampled at one end only "
-                       f"({', '.join(n for n in phase if sampler.fired(n))})")
+                       f"({', '.join(n for n in phase if sampler.fired(n))})"), None
     if first not in sampler.samples or last not in sampler.samples:
         return empty, "/stats not read: " + "; ".join(
-            f"{n}: {sampler.errors[n]}" for n in (first, last) if n in sampler.errors)
+            f"{n}: {sampler.errors[n]}" for n in (first, last) if n in sampler.errors), None
     overhead = serverstats.difference(sampler.samples["idle"], sampler.samples["before"])
     win = serverstats.difference(sampler.samples[first], sampler.samples[last])
     columns, notes = serverstats.columns(win, overhead)
     columns["stats_window"] = method
-    return columns, "; ".join(notes)
+    switches = (tuple(max(0, w - o) for w, o in zip(win["switches"], overhead["switches"]))
+                if win["switches"] and overhead["switches"] else None)
+    return columns, "; ".join(notes), switches
 
 
 def wait_for_quiet(limit, log):
@@ -870,7 +914,7 @@ def measure(ctx, running, clients, streams, repetition, load=HELLO_LOAD, rps=Non
                                        on_phase=sampler.on_phase if sampler else None,
                                        server_cpus=ctx.server_cpus)
             texts = [text]
-        stats, stats_note = read_server_stats(sampler, window)
+        stats, stats_note, switches = read_server_stats(sampler, window)
     finally:
         if sampler:
             sampler.close()
@@ -923,7 +967,7 @@ def measure(ctx, running, clients, streams, repetition, load=HELLO_LOAD, rps=Non
     row.update(stats)
     row.update(kernel.columns(window["kernel_first"], window["kernel_last"], window["wall_s"],
                               succeeded, socket_state,
-                              len(ctx.server_cpus) or os.cpu_count() or 1))
+                              len(ctx.server_cpus) or os.cpu_count() or 1, switches))
     for column in CSV_COLUMNS:
         if column not in row:
             value = result.get(column, "")
@@ -1125,78 +1169,137 @@ class _GiveUp(Exception):
 
 
 def run_compare(ctx, pairs, progress):
-    """A and B alternately for every case and repetition: A B A B ...
+    """Every load, then every pair: A and B alternately for every case of the
+    load and repetition, A B A B ...
 
     Each run gets a freshly started server and nothing else runs meanwhile:
     an idle second server could still take CPU (an io_uring SQPOLL thread
     spins for a while after its last request), so A and B never coexist.
     Alternating spreads slow drifts of the machine (thermal, other tenants)
     evenly over both sides; the spread of the B/A ratios shows what is left.
+    Loads come first, as in run_sweep, so that one load's runs stay together.
     """
+    for load in loads_of(ctx.args):
+        for pair in pairs:
+            why = pair_sits_out(pair, load)
+            if why:
+                ctx.note(f"skip {pair[0].label} vs {pair[1].label} for "
+                         f"{workload_text(load.workload, load.variant)}: {why}")
+                continue
+            compare_load(ctx, pair, load, progress)
+
+
+def compare_load(ctx, pair, load, progress):
+    """One pair's runs of one load (run_compare). A side that cannot start,
+    or answers other octets than h2lab's for this load (start_or_skip's
+    content check), ends the pair's runs of this load: their B/A needs both.
+    measure prepares what the load sends (upload's request body file) as in
+    a sweep."""
     args = ctx.args
-    cases = cases_of(args)
-    for a, b in pairs:
-        runs = len(cases) * args.repetitions * 2
-        unavailable = False
-        for clients, streams in cases:
-            for rep in range(1, args.repetitions + 1):
-                for spec in (a, b):
-                    running = start_or_skip(ctx, spec, progress, runs)
-                    if running is None:
-                        unavailable = True
-                        break
-                    try:
-                        row = measure(ctx, running, clients, streams, rep)
-                    finally:
-                        stop_server(ctx, running)
-                    ctx.record(row)
-                    progress.report(row)
-                    runs -= 1
-                if unavailable:
-                    break
-            if unavailable:
-                break
+    cases = load_cases(args, load)
+    runs_left = len(cases) * args.repetitions * 2
+    for clients, streams in cases:
+        for rep in range(1, args.repetitions + 1):
+            for spec in pair:
+                running = start_or_skip(ctx, spec, progress, runs_left, load)
+                if running is None:
+                    return   # start_or_skip took runs_left off the plan
+                try:
+                    row = measure(ctx, running, clients, streams, rep, load)
+                finally:
+                    stop_server(ctx, running)
+                ctx.record(row)
+                progress.report(row)
+                runs_left -= 1
 
 
 COMPARE_COUNTERS = ("syscalls_per_request", "requests_per_wait")
 
 
+class CompareRatio(typing.NamedTuple):
+    """One B/A ratio of the compare table: of which results.csv column, and
+    under which names."""
+    key: str        # compare.csv's KEY_ratio_{min,median,max} and {a,b}_KEY_median
+    column: str     # the results.csv column whose B/A is taken
+    heading: str    # its unit on the terminal: "req/s"
+    scale: float    # the terminal shows the A and B medians times this
+
+
+# What the B/A ratios are of, per kind of workload: a throughput, then the
+# server's CPU per unit of it (the columns plots.py draws for that workload).
+# A workload not named in COMPARE_RATIOS counts requests. churn's unit is the
+# connection: one request each, so its requests/s are its connections/s and
+# its CPU per request is CPU per connection. download's and upload's is the
+# octet, as in their figures: a request there is 16 KiB to 64 MiB, and GB/s
+# and CPU per GB read alike at every size.
+REQUEST_RATIOS = (CompareRatio("rps", "requests_per_s", "req/s", 1.0),
+                  CompareRatio("cpu", "server_cpu_us_per_request", "CPU/req", 1.0))
+CHURN_RATIOS = (CompareRatio("conns", "connections_per_s", "conn/s", 1.0),
+                CompareRatio("cpu", "server_cpu_us_per_request", "CPU/conn", 1.0))
+TRANSFER_RATIOS = (CompareRatio("gbps", "bytes_per_s", "GB/s", 1e-9),
+                   CompareRatio("cpugb", "server_cpu_s_per_gb", "CPU/GB", 1.0))
+COMPARE_RATIOS = {"churn": CHURN_RATIOS, "download": TRANSFER_RATIOS,
+                  "upload": TRANSFER_RATIOS}
+# Every entry of the compare table has the cells of every key, empty where
+# its workload's ratios are others: one uniform table, one compare.csv header.
+COMPARE_RATIO_KEYS = tuple(dict.fromkeys(
+    ratio.key for ratios in (REQUEST_RATIOS, *COMPARE_RATIOS.values()) for ratio in ratios))
+
+
+def compare_ratios(workload):
+    """The (throughput, CPU per unit) CompareRatios of a workload's entries."""
+    return COMPARE_RATIOS.get(workload, REQUEST_RATIOS)
+
+
+def _compare_case(row):
+    """What a run's partner on the other side shares with it: the load, the
+    case and the repetition (a row from before the workload columns is
+    hello's)."""
+    return (plots.workload_of(row), row.get("workload_variant") or "", row["tls"],
+            int(row["clients"]), int(row["streams"]), row["repetition"])
+
+
 def compare_table(rows):
-    """Per pair and case: B/A ratios of requests/s and CPU/request, min/median/max,
-    each side's median syscalls/request and requests/wait (from /stats), and
-    what the kernel did (bench/kernel.py): each side's median of every number
-    column with B/A of the two medians, and the other TCP counters that moved
-    in any run of a side."""
-    # run_compare records each B right after its A (same case, repetition):
-    # a pair of runs is such an A row followed by its B row. Keyed by both
-    # labels too, so that the pairs of configurations (say full and mini
-    # engines) that share a case stay apart.
+    """Per pair, load and case: B/A ratios of the load's throughput and CPU per
+    unit of it (compare_ratios: requests, churn's connections, download's and
+    upload's GB), min/median/max, each side's median syscalls/request and
+    requests/wait (from /stats), and what the kernel did (bench/kernel.py):
+    each side's median of every number column with B/A of the two medians,
+    and the other TCP counters that moved in any run of a side."""
+    # run_compare records each B right after its A (same load, case,
+    # repetition): a pair of runs is such an A row followed by its B row.
+    # Keyed by both labels too, so that the pairs of configurations (say full
+    # and mini engines) that share a case stay apart, and by the load, so
+    # that two loads' runs of one case (download 1MiB and 64MiB) never mix.
     runs = {}
     for a, b in zip(rows, rows[1:]):
-        case = ("tls", "clients", "streams", "repetition")
         if (a["variant"], b["variant"]) != ("A", "B") or \
-                any(a[k] != b[k] for k in case) or not (plots.usable(a) and plots.usable(b)):
+                _compare_case(a) != _compare_case(b) or \
+                not (plots.usable(a) and plots.usable(b)):
             continue
-        key = (a["label"], b["label"], a["tls"], int(a["clients"]), int(a["streams"]))
+        key = (a["label"], b["label"]) + _compare_case(a)[:-1]   # all repetitions
         runs.setdefault(key, []).append((a, b))
     table = []
-    for (a_label, b_label, tls, clients, streams), pairs_of_runs in runs.items():
+    for (a_label, b_label, workload, variant, tls, clients, streams), pairs_of_runs \
+            in runs.items():
         a_rows = [a for a, _ in pairs_of_runs]
         b_rows = [b for _, b in pairs_of_runs]
-        entry = {"tls": tls, "clients": clients, "streams": streams,
-                 "pairs": len(pairs_of_runs), "a_label": a_label, "b_label": b_label}
-        for name, column in (("rps", "requests_per_s"), ("cpu", "server_cpu_us_per_request")):
+        entry = {"workload": workload, "workload_variant": variant, "tls": tls,
+                 "clients": clients, "streams": streams, "pairs": len(pairs_of_runs),
+                 "a_label": a_label, "b_label": b_label}
+        for key in COMPARE_RATIO_KEYS:
+            entry.update(dict.fromkeys(_ratio_cell_names(key)))   # None: not this kind's
+        for ratio in compare_ratios(workload):
+            column = ratio.column
             pairs = [(float(a[column]), float(b[column])) for a, b in zip(a_rows, b_rows)
-                     if a[column] not in ("", None) and b[column] not in ("", None)
+                     if a.get(column) not in ("", None) and b.get(column) not in ("", None)
                      and float(a[column]) > 0]
-            ratios = sorted(bv / av for av, bv in pairs)
-            entry[f"{name}_ratio_min"] = min(ratios) if ratios else None
-            entry[f"{name}_ratio_median"] = statistics.median(ratios) if ratios else None
-            entry[f"{name}_ratio_max"] = max(ratios) if ratios else None
-            entry[f"a_{name}_median"] = (statistics.median(p[0] for p in pairs)
-                                         if pairs else None)
-            entry[f"b_{name}_median"] = (statistics.median(p[1] for p in pairs)
-                                         if pairs else None)
+            if pairs:
+                ratios = sorted(bv / av for av, bv in pairs)
+                entry.update(zip(_ratio_cell_names(ratio.key), (
+                    ratios[0], statistics.median(ratios), ratios[-1],
+                    statistics.median(av for av, _ in pairs),
+                    statistics.median(bv for _, bv in pairs))))
         # The server's own counters (h2lab sides only; a peer's are empty):
         # each side's median over its runs, not paired, as either may be absent.
         for column in COMPARE_COUNTERS:
@@ -1217,8 +1320,17 @@ def compare_table(rows):
             entry[f"{side}_{kernel.MOVED_COLUMN}"] = sorted({
                 name for r in side_rows
                 for name in kernel.moved_names(r.get(kernel.MOVED_COLUMN))})
+            # Where each side's context switches came from (kernel.columns).
+            entry[f"{side}_{kernel.SOURCE_COLUMN}"] = sorted({
+                r[kernel.SOURCE_COLUMN] for r in side_rows if r.get(kernel.SOURCE_COLUMN)})
         table.append(entry)
     return table
+
+
+def _ratio_cell_names(key):
+    """The compare table's cells of one CompareRatio key, in column order."""
+    return (f"{key}_ratio_min", f"{key}_ratio_median", f"{key}_ratio_max",
+            f"a_{key}_median", f"b_{key}_median")
 
 
 def _median_of(rows, column):
@@ -1227,8 +1339,26 @@ def _median_of(rows, column):
     return statistics.median(values) if values else None
 
 
+def _case_heading(load_width):
+    """The heading of the cells _case_cells writes."""
+    return f"{'workload':<{load_width}} {'tls':>4} {'clients':>7} {'streams':>7}"
+
+
+def _entry_load(e):
+    """The load of a compare entry as the terminal names it."""
+    return workload_text(e["workload"], e["workload_variant"])
+
+
+def _case_cells(e, load_width):
+    """The load and case of a compare entry, first on each of its lines, so
+    that the rows of several loads in one table are told apart."""
+    return (f"{_entry_load(e):<{load_width}} {e['tls']:>4} {e['clients']:>7} "
+            f"{e['streams']:>7}")
+
+
 def print_compare(table):
-    """The compare table on the terminal."""
+    """The compare table on the terminal: per pair, a table of ratios per kind
+    of workload (compare_ratios), then what the kernel did."""
     if not table:
         print("compare: no case has both an A and a B run that succeeded")
         return
@@ -1236,29 +1366,41 @@ def print_compare(table):
     for e in table:
         by_pair.setdefault((e["a_label"], e["b_label"]), []).append(e)
 
-    def spread(e, name):
-        if e[f"{name}_ratio_median"] is None:
+    def spread(e, ratio):
+        if e[f"{ratio.key}_ratio_median"] is None:
             return "-".center(20)
-        return (f"{e[f'{name}_ratio_min']:.3f}/{e[f'{name}_ratio_median']:.3f}/"
-                f"{e[f'{name}_ratio_max']:.3f}")
+        return (f"{e[f'{ratio.key}_ratio_min']:.3f}/{e[f'{ratio.key}_ratio_median']:.3f}/"
+                f"{e[f'{ratio.key}_ratio_max']:.3f}")
+
+    def scaled(value, ratio):
+        return _cell(None if value is None else value * ratio.scale)
 
     for (a, b), entries in by_pair.items():
+        load_width = max(map(len, ["workload"] + [_entry_load(e) for e in entries]))
         print(f"\nB/A ratios (min/median/max over repetitions)\n"
               f"  A = {a.partition(': ')[2]}\n  B = {b.partition(': ')[2]}")
-        print(f"{'tls':>4} {'clients':>7} {'streams':>7} {'pairs':>5}  "
-              f"{'req/s B/A':>20}  {'CPU/req B/A':>20}  {'A req/s':>10} {'B req/s':>10}  "
-              f"{'A sys/req':>9} {'B sys/req':>9}  {'A req/wait':>10} {'B req/wait':>10}")
+        by_ratios = {}
         for e in entries:
-            print(f"{e['tls']:>4} {e['clients']:>7} {e['streams']:>7} {e['pairs']:>5}  "
-                  f"{spread(e, 'rps'):>20}  {spread(e, 'cpu'):>20}  "
-                  f"{e['a_rps_median'] or 0:>10.0f} {e['b_rps_median'] or 0:>10.0f}  "
-                  f"{_cell(e['a_syscalls_per_request_median']):>9} "
-                  f"{_cell(e['b_syscalls_per_request_median']):>9}  "
-                  f"{_cell(e['a_requests_per_wait_median']):>10} "
-                  f"{_cell(e['b_requests_per_wait_median']):>10}")
+            by_ratios.setdefault(compare_ratios(e["workload"]), []).append(e)
+        for (throughput, cost), group in by_ratios.items():
+            print(f"{_case_heading(load_width)} {'pairs':>5}  "
+                  f"{throughput.heading + ' B/A':>20}  {cost.heading + ' B/A':>20}  "
+                  f"{'A ' + throughput.heading:>10} {'B ' + throughput.heading:>10}  "
+                  f"{'A sys/req':>9} {'B sys/req':>9}  {'A req/wait':>10} {'B req/wait':>10}")
+            for e in group:
+                print(f"{_case_cells(e, load_width)} {e['pairs']:>5}  "
+                      f"{spread(e, throughput):>20}  {spread(e, cost):>20}  "
+                      f"{scaled(e[f'a_{throughput.key}_median'], throughput):>10} "
+                      f"{scaled(e[f'b_{throughput.key}_median'], throughput):>10}  "
+                      f"{_cell(e['a_syscalls_per_request_median']):>9} "
+                      f"{_cell(e['b_syscalls_per_request_median']):>9}  "
+                      f"{_cell(e['a_requests_per_wait_median']):>10} "
+                      f"{_cell(e['b_requests_per_wait_median']):>10}")
         print("sys/req, req/wait: h2lab's syscalls per request and requests per wake-up "
               "(/stats; median of the runs; - = not counted)")
-        print_kernel_compare(entries)
+        if any(e["workload"] == "churn" for e in entries):
+            print("churn: clients = connections per burst, one request each")
+        print_kernel_compare(entries, load_width)
 
 
 # Kernel columns side by side per printed table: four of them keep a line
@@ -1266,13 +1408,14 @@ def print_compare(table):
 KERNEL_COLUMNS_PER_TABLE = 4
 
 
-def print_kernel_compare(entries):
+def print_kernel_compare(entries, load_width):
     """What the kernel did, for one pair's cases: A, B and B/A of each of
     kernel.NUMBER_COLUMNS, a few columns to a table, then the other TCP
     counters that moved. A column that is 0 in every run of the pair (drops,
     resets on a healthy loopback run) or empty in every one (migrations
     without CONFIG_SCHED_DEBUG) gets no table space: its name is listed
-    instead, so the ones that moved stay readable and none is hidden."""
+    instead, so the ones that moved stay readable and none is hidden.
+    load_width: the width of the workload cells, as in the ratios' table."""
     def everywhere(column, value):
         return all(e[f"{side}_{column}_median"] == value for e in entries for side in "ab")
     still = [c for c in kernel.NUMBER_COLUMNS if everywhere(c, 0)]
@@ -1280,16 +1423,18 @@ def print_kernel_compare(entries):
     shown = [c for c in kernel.NUMBER_COLUMNS if c not in still + absent]
     print("\nwhat the kernel did (docs/KERNEL.md; median of the runs, B/A of the medians, "
           "- = not counted)")
+    case_width = len(_case_heading(load_width))
     b_and_ratio = 1 + 8 + 1 + 6          # " B B/A" after A, which takes the rest
     for first in range(0, len(shown), KERNEL_COLUMNS_PER_TABLE):
         columns = shown[first:first + KERNEL_COLUMNS_PER_TABLE]
         # Each column's three cells under its name, A at least 8 wide.
         widths = [max(len(c), 8 + b_and_ratio) for c in columns]
-        print((f"{'':20}" + "".join(f"  {c:^{w}}" for c, w in zip(columns, widths))).rstrip())
-        print(f"{'tls':>4} {'clients':>7} {'streams':>7}" + "".join(
+        print((f"{'':{case_width}}" + "".join(f"  {c:^{w}}" for c, w in zip(columns, widths))
+               ).rstrip())
+        print(_case_heading(load_width) + "".join(
             f"  {'A':>{w - b_and_ratio}} {'B':>8} {'B/A':>6}" for w in widths))
         for e in entries:
-            print(f"{e['tls']:>4} {e['clients']:>7} {e['streams']:>7}" + "".join(
+            print(_case_cells(e, load_width) + "".join(
                 f"  {_cell(e[f'a_{c}_median']):>{w - b_and_ratio}} "
                 f"{_cell(e[f'b_{c}_median']):>8} {_ratio_cell(e[f'{c}_ratio']):>6}"
                 for c, w in zip(columns, widths)))
@@ -1301,7 +1446,7 @@ def print_kernel_compare(entries):
         print(f"other TCP counters that moved in any run ({moved}):")
         for e in entries:
             for side in "ab":
-                print(f"{e['tls']:>4} {e['clients']:>7} {e['streams']:>7}  {side.upper()}: "
+                print(f"{_case_cells(e, load_width)}  {side.upper()}: "
                       + (" ".join(e[f"{side}_{moved}"]) or "-"))
     print("tcp_*: deltas of the whole machine over the run (h2load's sockets count too); "
           "sockstat_*: after the run")
@@ -1400,9 +1545,8 @@ def dry_run(args, specs, pairs, server_cpus, client_cpus, binary):
             pin = f" cpus={cpus_text(spec.cpus)}" if spec.cpus else ""
             print(f"server: {spec.label} tls={'on' if spec.tls else 'off'} "
                   f"threads={spec.threads}{pin}")
-        print("workloads: " + ", ".join(
-            load.workload + (f" {load.variant}" if load.variant else "")
-            for load in loads_of(args)))
+    print("workloads: " + ", ".join(workload_text(load.workload, load.variant)
+                                    for load in loads_of(args)))
     print(f"cases (clients x streams): {len(cases)}; repetitions: {args.repetitions}; "
           f"runs: {runs}; at most about {_duration_text(runs * per_run)}")
     example = ServerSpec(H2LAB, False, args.dispatchers[0], args.engines[0],

@@ -9,6 +9,7 @@ import csv
 import io
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -132,7 +133,11 @@ class H2loadTest(unittest.TestCase):
         _, window = loadgen.run(procs.Registry(), ["sh", "-c", script, "-t", "1"],
                                 [os.getpid()], timeout=10, server_cpus=[0])
         first, last = window["kernel_first"], window["kernel_last"]
-        self.assertLessEqual(first["voluntary"], last["voluntary"])
+        # This process's threads seen at both ends: their counts only grow.
+        me = [key for key in last["threads"] if key[0] == os.getpid() and key in first["threads"]]
+        self.assertTrue(me)
+        for key in me:
+            self.assertLessEqual(first["threads"][key][0], last["threads"][key][0])
         self.assertIn(("Tcp", "InSegs"), last["tcp"])
         cells = kernel.columns(first, last, window["wall_s"], 10, kernel.sockstat(), 1)
         self.assertEqual(set(cells), set(kernel.COLUMNS))
@@ -320,7 +325,7 @@ STATS_IDLE_0 = (
     '{"connection": {"streams": 1, "responses": 0, "resets_sent": 0, "refused": 0, '
     '"open_streams": 0}, "server": {"dispatch": "epoll", "engine": "full", "tls": false, '
     '"write_policy": "coalesce", "uptime_s": 0.502, "connections": {"active": 1, '
-    '"accepted": 1, "refused": 0, "dropped": 0}, "totals": {"connections": 1, '
+    '"accepted": 1, "refused": 0, "dropped": 0}, "process": {"voluntary_context_switches": 10, "involuntary_context_switches": 1}, "totals": {"connections": 1, '
     '"requests": 0, "responses": 0, "bytes_in": 64, "bytes_out": 55, '
     '"backpressure_pauses": 0, "reads": 2, "writes": 0, "partial_writes": 0, '
     '"syscalls": 5, "waits": 2, "events": 2, "buffer_exhaustion": 0, '
@@ -332,7 +337,7 @@ STATS_IDLE_1 = (
     '{"connection": {"streams": 1, "responses": 0, "resets_sent": 0, "refused": 0, '
     '"open_streams": 0}, "server": {"dispatch": "epoll", "engine": "full", "tls": false, '
     '"write_policy": "coalesce", "uptime_s": 0.508, "connections": {"active": 1, '
-    '"accepted": 2, "refused": 0, "dropped": 0}, "totals": {"connections": 2, '
+    '"accepted": 2, "refused": 0, "dropped": 0}, "process": {"voluntary_context_switches": 14, "involuntary_context_switches": 1}, "totals": {"connections": 2, '
     '"requests": 1, "responses": 1, "bytes_in": 182, "bytes_out": 1413, '
     '"backpressure_pauses": 0, "reads": 7, "writes": 2, "partial_writes": 0, '
     '"syscalls": 19, "waits": 6, "events": 6, "buffer_exhaustion": 0, '
@@ -347,7 +352,7 @@ STATS_START = (
     '{"connection": {"streams": 1, "responses": 0, "resets_sent": 0, "refused": 0, '
     '"open_streams": 0}, "server": {"dispatch": "epoll", "engine": "full", "tls": false, '
     '"write_policy": "coalesce", "uptime_s": 10.250, "connections": {"active": 2, '
-    '"accepted": 4, "refused": 0, "dropped": 0}, "totals": {"connections": 4, '
+    '"accepted": 4, "refused": 0, "dropped": 0}, "process": {"voluntary_context_switches": 100, "involuntary_context_switches": 5}, "totals": {"connections": 4, '
     '"requests": 503, "responses": 500, "bytes_in": 30000, "bytes_out": 90000, '
     '"backpressure_pauses": 2, "reads": 300, "writes": 260, "partial_writes": 1, '
     '"syscalls": 700, "waits": 120, "events": 130, "buffer_exhaustion": 0, '
@@ -361,7 +366,7 @@ STATS_END = (
     '{"connection": {"streams": 1, "responses": 0, "resets_sent": 0, "refused": 0, '
     '"open_streams": 0}, "server": {"dispatch": "epoll", "engine": "full", "tls": false, '
     '"write_policy": "coalesce", "uptime_s": 11.253, "connections": {"active": 2, '
-    '"accepted": 5, "refused": 0, "dropped": 0}, "totals": {"connections": 5, '
+    '"accepted": 5, "refused": 0, "dropped": 0}, "process": {"voluntary_context_switches": 400, "involuntary_context_switches": 9}, "totals": {"connections": 5, '
     '"requests": 1504, "responses": 1501, "bytes_in": 90000, "bytes_out": 270000, '
     '"backpressure_pauses": 7, "reads": 405, "writes": 362, "partial_writes": 4, '
     '"syscalls": 1014, "waits": 224, "events": 334, "buffer_exhaustion": 0, '
@@ -525,45 +530,56 @@ class ReadServerStatsTest(unittest.TestCase):
     def test_main_phase(self):
         sampler = FakeSampler({"idle": self.idle0, "before": self.idle1,
                                "main_start": self.start, "main_end": self.end})
-        cols, note = sweep.read_server_stats(sampler,
-                                             {"method": "main-phase"})
+        cols, note, switches = sweep.read_server_stats(sampler, {"method": "main-phase"})
         self.assertEqual((cols["stats_window"], cols["syscalls_per_request"], note),
                          ("main-phase", "0.300", ""))
+        # The process's context switches: END - START = (300, 4), less the
+        # idle pair's (4, 0).
+        self.assertEqual(switches, (296, 4))
 
     def test_whole_run_when_nothing_was_fetched_inside(self):
         """blocking, or no phase lines: before..after, "after" fetched afterwards."""
         sampler = FakeSampler({"idle": self.idle0, "before": self.idle1},
                               later={"after": self.end})
-        cols, note = sweep.read_server_stats(sampler, {"method": "whole-run"})
+        cols, note, switches = sweep.read_server_stats(sampler, {"method": "whole-run"})
         # END - IDLE_1 = 1503 requests, 995 syscalls, 218 waits; less 1, 14, 4.
         self.assertEqual((cols["stats_window"], cols["server_requests"],
                           cols["syscalls_per_request"], cols["requests_per_wait"], note),
                          ("whole-run", "1502", "0.653", "7.019", ""))
+        self.assertEqual(switches, (382, 8))
+
+    def test_a_server_without_process_counters_gives_no_switches(self):
+        """An h2lab from before /stats had "process": the columns as ever."""
+        def without_process(body):
+            return re.sub(r'"process": \{[^}]*\}, ', "", body)
+        sampler = FakeSampler({name: serverstats.parse(without_process(body)) for name, body in (
+            ("idle", STATS_IDLE_0), ("before", STATS_IDLE_1), ("main_start", STATS_START),
+            ("main_end", STATS_END))})
+        cols, _, switches = sweep.read_server_stats(sampler, {"method": "main-phase"})
+        self.assertEqual((cols["syscalls_per_request"], switches), ("0.300", None))
 
     def test_failures_leave_the_columns_empty_with_a_note(self):
         sampler = FakeSampler({"idle": self.idle0, "before": self.idle1,
                                "main_start": self.start},
                               errors={"main_end": "curl exit code 28: timed out"})
-        cols, note = sweep.read_server_stats(sampler,
-                                             {"method": "main-phase"})
-        self.assertEqual(set(cols.values()), {""})
+        cols, note, switches = sweep.read_server_stats(sampler, {"method": "main-phase"})
+        self.assertEqual((set(cols.values()), switches), ({""}, None))
         self.assertIn("main_end: curl exit code 28", note)
         sampler = FakeSampler({}, errors={"idle": "curl exit code 7: refused"})
-        cols, note = sweep.read_server_stats(sampler,
-                                             {"method": "main-phase"})
-        self.assertEqual(set(cols.values()), {""})
+        cols, note, switches = sweep.read_server_stats(sampler, {"method": "main-phase"})
+        self.assertEqual((set(cols.values()), switches), ({""}, None))
         self.assertIn("exit code 7", note)
         # Sampled at one end only (h2load killed before its "over" line).
         sampler = FakeSampler({"idle": self.idle0, "before": self.idle1,
                                "main_start": self.start})
-        cols, note = sweep.read_server_stats(sampler, {"method": "whole-run"})
-        self.assertEqual(set(cols.values()), {""})
+        cols, note, switches = sweep.read_server_stats(sampler, {"method": "whole-run"})
+        self.assertEqual((set(cols.values()), switches), ({""}, None))
         self.assertIn("one end only", note)
 
     def test_peers_have_no_stats(self):
-        cols, note = sweep.read_server_stats(None, {"method": "main-phase"})
-        self.assertEqual((set(cols), set(cols.values()), note),
-                         (set(serverstats.COLUMNS), {""}, ""))
+        cols, note, switches = sweep.read_server_stats(None, {"method": "main-phase"})
+        self.assertEqual((set(cols), set(cols.values()), note, switches),
+                         (set(serverstats.COLUMNS), {""}, "", None))
         self.assertTrue(set(serverstats.COLUMNS) <= set(sweep.CSV_COLUMNS))
 
 
@@ -621,7 +637,7 @@ class CompareAndPlotTest(unittest.TestCase):
         out = io.StringIO()
         with contextlib.redirect_stdout(out):
             sweep.print_compare([entry])
-        line = [l for l in out.getvalue().splitlines() if l.startswith(" off")][0]
+        line = [l for l in out.getvalue().splitlines() if l.startswith("hello")][0]
         self.assertTrue(line.endswith("0.6       0.3           9          -"), line)
         # An old CSV (no such columns) still compares.
         (entry,) = sweep.compare_table([_row("A: x", "A", 10, 1, 100, 2.0),
@@ -703,9 +719,7 @@ class WorkloadsTest(unittest.TestCase):
         self.assertIn("invalid choice 'video' (valid: hello, varied, browser, download, "
                       "upload, churn, mixed, open-loop)", err.getvalue())
         smoke = sweep.parse_args(["--smoke", "--workloads", "mixed"])
-        self.assertEqual((smoke.idle_connections, smoke.churn_connections), (50, 50))
-        with contextlib.redirect_stderr(io.StringIO()), self.assertRaises(SystemExit):
-            sweep.parse_args(["--compare", "", "--uring-sqpoll", "--workloads", "churn"])
+        self.assertEqual((smoke.idle_connections, smoke.churn_connections), (50, [50]))
 
     def test_loads(self):
         names = [(l.workload, l.variant) for name in workloads.WORKLOADS
@@ -932,26 +946,29 @@ class KernelCountersTest(unittest.TestCase):
             write("net/netstat", NETSTAT)
             snap = kernel.snapshot([42], [1], proc_root=root)
         self.assertEqual((snap["user"], snap["system"]), (150, 50))
-        self.assertEqual((snap["voluntary"], snap["involuntary"], snap["migrations"]), (12, 3, 4))
+        self.assertEqual(snap["threads"], {(42, "42"): (5, 1, 2), (42, "43"): (7, 2, 2)})
         self.assertEqual((snap["irq"], snap["softirq"]), (4, 40))
 
     def test_columns_are_deltas_per_request_and_name_what_else_moved(self):
         ticks = procs.CLOCK_TICKS_PER_SECOND
-        first = {"user": 0, "system": 0, "voluntary": 100, "involuntary": 10,
-                 "migrations": None, "irq": 0, "softirq": 0,
+        # Thread 1 lives through the run, 2 ends during it (its counts are
+        # lost), 3 begins during it (all its counts are the run's).
+        first = {"user": 0, "system": 0, "irq": 0, "softirq": 0,
+                 "threads": {(7, "1"): (100, 10, None), (7, "2"): (50, 5, None)},
                  "tcp": kernel.parse_snmp(SNMP + NETSTAT)}
         moved_tcp = dict(first["tcp"])
         moved_tcp[("Tcp", "InSegs")] += 500
         moved_tcp[("Tcp", "CurrEstab")] += 9          # a gauge: never listed
         moved_tcp[("TcpExt", "TCPOFOQueue")] += 2     # not a fixed column: listed
-        last = {"user": ticks // 2, "system": ticks, "voluntary": 300, "involuntary": 10,
-                "migrations": 8, "irq": 0, "softirq": ticks // 4, "tcp": moved_tcp}
+        last = {"user": ticks // 2, "system": ticks, "irq": 0, "softirq": ticks // 4,
+                "threads": {(7, "1"): (250, 10, 8), (7, "3"): (50, 0, 2)}, "tcp": moved_tcp}
         cells = kernel.columns(first, last, 1.0, 100, {"inuse": 4, "tw": 2, "mem": 9}, 1)
         self.assertEqual(cells["server_user_cpu_percent"], "50.0")
         self.assertEqual(cells["server_sys_cpu_percent"], "100.0")
-        self.assertEqual(cells["voluntary_cs_per_request"], "2.0000")
+        self.assertEqual(cells["voluntary_cs_per_request"], "2.0000")   # (150 + 50) / 100
         self.assertEqual(cells["involuntary_cs_per_request"], "0.0000")
         self.assertEqual(cells["migrations_per_request"], "")  # unknown at the start
+        self.assertEqual(cells["cs_source"], "threads, 1 ended")
         self.assertEqual(cells["server_cpus_softirq_percent"], "25.0")
         self.assertEqual(cells["tcp_in_segs"], 500)
         self.assertEqual(cells["tcp_out_segs"], 0)
@@ -959,6 +976,16 @@ class KernelCountersTest(unittest.TestCase):
         self.assertEqual(cells["tcp_counters_moved"], "TCPOFOQueue=+2")
         self.assertEqual((cells["sockstat_tcp_inuse"], cells["sockstat_tcp_orphan"],
                           cells["sockstat_tcp_mem_pages"]), (4, "", 9))
+        # The server's own count of its switches (h2lab's /stats) wins.
+        cells = kernel.columns(first, last, 1.0, 100, {}, 1, switches=(350, 20))
+        self.assertEqual((cells["voluntary_cs_per_request"], cells["involuntary_cs_per_request"],
+                          cells["cs_source"]), ("3.5000", "0.2000", "getrusage"))
+        # No thread ended, none began: the differences, from "threads".
+        cells = kernel.columns(dict(first, threads={(7, "1"): (100, 10, 4)}),
+                               dict(last, threads={(7, "1"): (180, 12, 9)}), 1.0, 100, {}, 1)
+        self.assertEqual((cells["voluntary_cs_per_request"], cells["involuntary_cs_per_request"],
+                          cells["migrations_per_request"], cells["cs_source"]),
+                         ("0.8000", "0.0200", "0.0500", "threads"))
 
 
 def _kernel_row(label, variant, rep, streams=10, **cells):
@@ -966,7 +993,7 @@ def _kernel_row(label, variant, rep, streams=10, **cells):
     that did not move are 0, migrations are empty (no CONFIG_SCHED_DEBUG)."""
     row = dict(_row(label, variant, streams, rep, 100000, 2.0),
                **dict.fromkeys(kernel.NUMBER_COLUMNS, "0"))
-    row.update(migrations_per_request="", tcp_counters_moved="")
+    row.update(migrations_per_request="", tcp_counters_moved="", cs_source="getrusage")
     row.update(cells)
     return row
 
@@ -1109,16 +1136,17 @@ class KernelCompareTest(unittest.TestCase):
         for n, (names, values) in enumerate(zip(tables, cells)):
             heading, columns, case = lines[start + 1 + 3 * n:start + 4 + 3 * n]
             self.assertEqual(heading.split(), names)
-            self.assertEqual(columns.split(), ["tls", "clients", "streams"]
+            self.assertEqual(columns.split(), ["workload", "tls", "clients", "streams"]
                              + ["A", "B", "B/A"] * len(names))
-            self.assertEqual(case.split(), ["off", "1", "10"] + values)
+            self.assertEqual(case.split(), ["hello", "off", "1", "10"] + values)
         rest = " ".join(lines[start + 10:])
         self.assertIn("0 in every run: server_cpus_irq_percent, tcp_retrans_segs,", rest)
         self.assertIn("not counted in any run: migrations_per_request", rest)
-        self.assertIn(" off       1      10  A: TCPHPAcks TCPOrigDataSent TCPPureAcks", lines)
-        self.assertIn(" off       1      10  B: TCPHPAcks TCPOFOQueue", lines)
+        self.assertIn("hello     off       1      10  A: TCPHPAcks TCPOrigDataSent TCPPureAcks",
+                      lines)
+        self.assertIn("hello     off       1      10  B: TCPHPAcks TCPOFOQueue", lines)
         # No line of the block is wider than the ratios' table above it.
-        ratios = next(l for l in lines if l.startswith(" tls clients streams pairs"))
+        ratios = next(l for l in lines if l.startswith("workload  tls clients streams pairs"))
         self.assertLessEqual(max(len(l) for l in lines[start:]), len(ratios))
 
     def test_compare_without_kernel_cells(self):
@@ -1211,6 +1239,315 @@ class KernelFiguresTest(unittest.TestCase):
             self.assertEqual(len(files), 2 * (3 + len(self.KERNEL_FIGURES)))
             for path in files:
                 self.assertGreater(os.path.getsize(path), 1000, path)
+
+
+def _load_row(workload, workload_variant, label, variant, rep, clients=1, streams=1,
+              **cells):
+    """A compare run's row of a load, as run_compare records it."""
+    row = dict(_row(label, variant, streams, rep, 100, 2.0), workload=workload,
+               workload_variant=workload_variant, clients=str(clients))
+    row.update(cells)
+    return row
+
+
+class FakeCompareContext:
+    """What run_compare and compare_load use of a Context: the options, notes
+    and the recorded rows (measure, start_or_skip and stop_server are
+    patched, so nothing is started)."""
+
+    def __init__(self, args):
+        self.args = args
+        self.notes = []
+        self.rows = []
+
+    def note(self, text):
+        self.notes.append(text)
+
+    def record(self, row):
+        self.rows.append(row)
+
+
+class CompareWorkloadsTest(unittest.TestCase):
+    """--compare over the closed-loop workloads and churn: options, the plan,
+    the A B A B order per load, case and repetition, and the ratios per kind
+    of workload."""
+
+    def parse_error(self, argv):
+        err = io.StringIO()
+        with contextlib.redirect_stderr(err), self.assertRaises(SystemExit):
+            sweep.parse_args(argv)
+        return err.getvalue()
+
+    def test_compare_takes_closed_loop_workloads_and_churn(self):
+        for names in ("upload", "churn", "download", "hello,varied,browser,download,upload,churn"):
+            args = sweep.parse_args(["--compare", "", "--uring-sqpoll", "--workloads", names])
+            self.assertEqual(args.workloads, names.split(","))
+            self.assertEqual(args.compare, ("", "--uring-sqpoll"))
+
+    def test_compare_refuses_open_loop_mixed_and_scaling_saying_why(self):
+        compare = ["--compare", "", "--uring-sqpoll"]
+        text = self.parse_error(compare + ["--workloads", "hello,open-loop"])
+        self.assertIn("--compare takes the closed-loop workloads and churn, not open-loop: "
+                      "its fixed-rate levels come from a capacity run of its own server",
+                      text)
+        text = self.parse_error(compare + ["--workloads", "mixed"])
+        self.assertIn("not mixed: it opens its idle connections once per server and holds "
+                      "them across its runs", text)
+        text = self.parse_error(compare + ["--scaling"])
+        self.assertIn("--compare measures at one thread count: --scaling does not combine",
+                      text)
+        # Without --compare, both workloads are a sweep's as before.
+        self.assertEqual(sweep.parse_args(["--workloads", "open-loop,mixed"]).workloads,
+                         ["open-loop", "mixed"])
+
+    def test_churn_connections_take_a_list_and_make_one_case_each(self):
+        self.assertEqual(sweep.parse_args([]).churn_connections, [2000])
+        self.assertEqual(sweep.parse_args(["--smoke"]).churn_connections, [50])
+        args = sweep.parse_args(["--churn-connections", "250,500,1000,2000",
+                                 "--clients", "1,5", "--streams", "1,10"])
+        self.assertEqual(args.churn_connections, [250, 500, 1000, 2000])
+        (churn,) = workloads.loads("churn")
+        # In the order given: the x axis of churn's figures.
+        self.assertEqual(sweep.load_cases(args, churn),
+                         [(250, 1), (500, 1), (1000, 1), (2000, 1)])
+        self.assertEqual(sweep.load_cases(args, HELLO), [(1, 1), (1, 10), (5, 1), (5, 10)])
+        self.assertEqual(sweep.load_cases(sweep.parse_args(["--churn-connections", "900,300"]),
+                                          churn), [(900, 1), (300, 1)])
+        self.assertIn("argument --churn-connections: '0': give integers >= 1",
+                      self.parse_error(["--churn-connections", "0"]))
+
+    def pairs(self):
+        """Two pairs, the second with nginx as A: it sits out upload."""
+        h2lab = servers.ServerSpec(servers.H2LAB, False, "epoll", "full", variant="A")
+        other = servers.ServerSpec(servers.H2LAB, False, "uring", "full", variant="B")
+        nginx = servers.ServerSpec("nginx", False, threads=1, variant="A")
+        return [(h2lab, other), (nginx, other)]
+
+    def test_planned_runs_of_a_compare_count_every_load_and_case(self):
+        args = sweep.parse_args(["--compare", "", "--x", "--workloads", "download,churn,upload",
+                                 "--clients", "1,5", "--streams", "1,10",
+                                 "--churn-connections", "100,200,300", "--repetitions", "2"])
+        # A and B per repetition: 2 runs x 2 repetitions = 4 per case and pair.
+        # download: 3 sizes x 4 cases x 2 pairs; churn: 3 connection counts x
+        # 2 pairs; upload: 4 cases, nginx's pair sitting out.
+        self.assertEqual(sweep.planned_runs(args, [], self.pairs()),
+                         4 * (3 * 4 * 2 + 3 * 2 + 4 * 1))
+
+    def run_compare(self, argv, sits_out=lambda spec, load: False):
+        """run_compare with measure, start_or_skip and stop_server faked:
+        returns (measured, starts, ctx); measured is (label, load, clients,
+        streams, repetition) per run in order, starts start_or_skip's
+        (label, load, runs left). sits_out(spec, load): start_or_skip
+        finds that spec cannot serve load."""
+        ctx = FakeCompareContext(sweep.parse_args(argv))
+        measured, starts, stopped = [], [], []
+
+        def start_or_skip(ctx_, spec, progress, runs, load):
+            starts.append((spec.label, load, runs))
+            if sits_out(spec, load):
+                return None
+            running = mock.Mock()
+            running.spec = spec
+            return running
+
+        def measure(ctx_, running, clients, streams, rep, load):
+            measured.append((running.spec.label, load, clients, streams, rep))
+            return {"label": running.spec.label}
+
+        with mock.patch.object(sweep, "start_or_skip", start_or_skip), \
+                mock.patch.object(sweep, "measure", measure), \
+                mock.patch.object(sweep, "stop_server",
+                                  lambda ctx_, running: stopped.append(running)):
+            sweep.run_compare(ctx, self.pairs(), mock.Mock())
+        self.assertEqual(len(stopped), len(measured))   # every started server stopped
+        self.assertEqual([r["label"] for r in ctx.rows], [m[0] for m in measured])
+        return measured, starts, ctx
+
+    def test_run_compare_alternates_a_and_b_per_load_case_and_repetition(self):
+        measured, starts, ctx = self.run_compare(
+            ["--compare", "", "--x", "--workloads", "hello,churn,upload", "--clients", "1",
+             "--streams", "1", "--churn-connections", "100,200", "--repetitions", "2"])
+        (hello,), (churn,), (upload,) = map(workloads.loads, ("hello", "churn", "upload"))
+        (epoll, uring), (nginx, _) = [(a.label, b.label) for a, b in self.pairs()]
+
+        def alternating(a, load, clients):
+            """A B A B: the two repetitions of one case."""
+            return [(a, load, clients, 1, 1), (uring, load, clients, 1, 1),
+                    (a, load, clients, 1, 2), (uring, load, clients, 1, 2)]
+        self.assertEqual(measured,
+                         alternating(epoll, hello, 1) + alternating(nginx, hello, 1)
+                         + alternating(epoll, churn, 100) + alternating(epoll, churn, 200)
+                         + alternating(nginx, churn, 100) + alternating(nginx, churn, 200)
+                         + alternating(epoll, upload, 1))
+        # Each start is for its own load (the content check), with the runs
+        # left of its pair and load: what it takes off the plan should it fail.
+        self.assertEqual([runs for _, load, runs in starts if load == churn],
+                         [8, 7, 6, 5, 4, 3, 2, 1] * 2)
+        self.assertEqual(ctx.notes, [
+            "skip A: nginx vs B: h2lab uring/full for upload 1MiB: nginx cannot echo a "
+            "request body (no echo module in Debian's nginx)"])
+
+    def test_run_compare_goes_on_after_a_side_that_cannot_serve_a_load(self):
+        """B (both pairs') fails churn's start: each pair's churn ends there
+        (its A run has no partner), the next pair and load still run."""
+        measured, starts, _ = self.run_compare(
+            ["--compare", "", "--x", "--workloads", "churn,hello", "--clients", "1",
+             "--streams", "1", "--churn-connections", "100,200"],
+            sits_out=lambda spec, load: spec.variant == "B" and load.workload == "churn")
+        loads = [(label, load.workload, clients) for label, load, clients, _, _ in measured]
+        self.assertEqual(loads, [("A: h2lab epoll/full", "churn", 100),
+                                 ("A: nginx", "churn", 100),
+                                 ("A: h2lab epoll/full", "hello", 1),
+                                 ("B: h2lab uring/full", "hello", 1),
+                                 ("A: nginx", "hello", 1),
+                                 ("B: h2lab uring/full", "hello", 1)])
+        # The failed B start took the 3 runs left of its pair's churn off.
+        self.assertEqual(starts[:2], [("A: h2lab epoll/full", workloads.loads("churn")[0], 4),
+                                      ("B: h2lab uring/full", workloads.loads("churn")[0], 3)])
+
+    def test_upload_body_is_written_where_compare_measures(self):
+        """measure (a sweep's and a compare's) gets upload's URL and body file
+        from request_args, which writes the file once per work directory."""
+        (upload,) = workloads.loads("upload")
+        with tempfile.TemporaryDirectory() as d:
+            ctx = mock.Mock(work_dir=d)
+            running = mock.Mock(url="http://127.0.0.1:1234/")
+            url, extra = sweep.request_args(ctx, running, upload, None)
+            self.assertEqual(url, "http://127.0.0.1:1234/echo")
+            body = extra[extra.index("-d") + 1]
+            self.assertEqual(os.path.dirname(body), d)
+            self.assertEqual(os.path.getsize(body), workloads.UPLOAD_BYTES)
+
+    def test_compare_table_keeps_two_loads_apart_with_transfer_ratios(self):
+        """download 1MiB and 64MiB at the same case: two entries, each of GB/s
+        and CPU per GB."""
+        rows = []
+        for variant, a_gbps, b_gbps, a_cpugb, b_cpugb in (("1MiB", 2e9, 3e9, 0.5, 0.4),
+                                                          ("64MiB", 4e9, 2e9, 0.25, 0.5)):
+            for rep, b_scale in ((1, 1.0), (2, 1.1), (3, 0.9)):
+                rows.append(_load_row("download", variant, "A: x", "A", rep,
+                                      bytes_per_s=str(a_gbps),
+                                      server_cpu_s_per_gb=str(a_cpugb)))
+                rows.append(_load_row("download", variant, "B: y", "B", rep,
+                                      bytes_per_s=str(b_gbps * b_scale),
+                                      server_cpu_s_per_gb=str(b_cpugb)))
+        small, big = sweep.compare_table(rows)
+        self.assertEqual([(e["workload"], e["workload_variant"], e["pairs"])
+                          for e in (small, big)],
+                         [("download", "1MiB", 3), ("download", "64MiB", 3)])
+        self.assertAlmostEqual(small["gbps_ratio_min"], 1.35)
+        self.assertAlmostEqual(small["gbps_ratio_median"], 1.5)
+        self.assertAlmostEqual(small["gbps_ratio_max"], 1.65)
+        self.assertAlmostEqual(small["cpugb_ratio_median"], 0.8)
+        self.assertAlmostEqual(small["a_gbps_median"], 2e9)
+        self.assertAlmostEqual(small["b_gbps_median"], 3e9)
+        self.assertAlmostEqual(big["gbps_ratio_median"], 0.5)
+        self.assertAlmostEqual(big["cpugb_ratio_median"], 2.0)
+        # Every entry has every kind's cells; another kind's are empty.
+        self.assertEqual((small["rps_ratio_median"], small["conns_ratio_median"]), (None, None))
+        # A B pair whose loads differ is no pair of runs.
+        (entry,) = sweep.compare_table([rows[0], dict(rows[1], workload_variant="64MiB")]
+                                       + rows[2:6])
+        self.assertEqual(entry["pairs"], 2)
+
+    def test_compare_table_churn_ratios_are_per_connection(self):
+        rows = []
+        for rep, (a_conns, b_conns, a_cpu, b_cpu) in enumerate(
+                ((1000, 1200, 50.0, 40.0), (1000, 1300, 50.0, 45.0), (1000, 1100, 50.0, 35.0)), 1):
+            rows.append(_load_row("churn", "", "A: x", "A", rep, clients=500,
+                                  connections_per_s=str(a_conns),
+                                  server_cpu_us_per_request=str(a_cpu)))
+            rows.append(_load_row("churn", "", "B: y", "B", rep, clients=500,
+                                  connections_per_s=str(b_conns),
+                                  server_cpu_us_per_request=str(b_cpu)))
+        (entry,) = sweep.compare_table(rows)
+        self.assertEqual((entry["workload"], entry["clients"], entry["streams"]),
+                         ("churn", 500, 1))
+        self.assertEqual((entry["conns_ratio_min"], entry["conns_ratio_median"],
+                          entry["conns_ratio_max"]), (1.1, 1.2, 1.3))
+        self.assertEqual((entry["cpu_ratio_min"], entry["cpu_ratio_median"],
+                          entry["cpu_ratio_max"]), (0.7, 0.8, 0.9))
+        self.assertEqual((entry["a_conns_median"], entry["b_conns_median"]), (1000, 1200))
+        self.assertEqual((entry["rps_ratio_median"], entry["gbps_ratio_median"]), (None, None))
+
+    def mixed_table(self):
+        """One pair over hello, churn at 500 connections and download 1MiB
+        (tcp_in_segs: a kernel column that moved, so the kernel block has a
+        table)."""
+        rows = [_load_row("hello", "", "A: x", "A", 1, requests_per_s="100"),
+                _load_row("hello", "", "B: y", "B", 1, requests_per_s="150"),
+                _load_row("churn", "", "A: x", "A", 1, clients=500, connections_per_s="1000",
+                          server_cpu_us_per_request="50"),
+                _load_row("churn", "", "B: y", "B", 1, clients=500, connections_per_s="1250",
+                          server_cpu_us_per_request="40"),
+                _load_row("download", "1MiB", "A: x", "A", 1, bytes_per_s="2e9",
+                          server_cpu_s_per_gb="0.5"),
+                _load_row("download", "1MiB", "B: y", "B", 1, bytes_per_s="2.5e9",
+                          server_cpu_s_per_gb="0.6")]
+        return sweep.compare_table([dict(r, tcp_in_segs="100") for r in rows])
+
+    def test_compare_csv_carries_each_loads_ratios(self):
+        with tempfile.TemporaryDirectory() as d:
+            path = os.path.join(d, "compare.csv")
+            sweep.write_compare_csv(self.mixed_table(), path)
+            with open(path, newline="") as f:
+                reader = csv.DictReader(f)
+                hello, churn, download = list(reader)
+                header = reader.fieldnames
+        # The load first, then the case and every kind's ratios.
+        self.assertEqual(header[:8], ["workload", "workload_variant", "tls", "clients",
+                                      "streams", "pairs", "a_label", "b_label"])
+        self.assertEqual([k for k in header[8:33] if k.endswith("_ratio_median")],
+                         ["rps_ratio_median", "cpu_ratio_median", "conns_ratio_median",
+                          "gbps_ratio_median", "cpugb_ratio_median"])
+        self.assertEqual(header[-4:], ["a_tcp_counters_moved", "a_cs_source",
+                                       "b_tcp_counters_moved", "b_cs_source"])
+        self.assertEqual((hello["workload"], hello["rps_ratio_median"],
+                          hello["conns_ratio_median"], hello["gbps_ratio_median"]),
+                         ("hello", "1.5000", "", ""))
+        self.assertEqual((churn["workload"], churn["clients"], churn["conns_ratio_median"],
+                          churn["cpu_ratio_median"], churn["rps_ratio_median"]),
+                         ("churn", "500", "1.2500", "0.8000", ""))
+        self.assertEqual((download["workload"], download["workload_variant"],
+                          download["gbps_ratio_median"], download["cpugb_ratio_median"],
+                          download["a_gbps_median"]),
+                         ("download", "1MiB", "1.2500", "1.2000", "2000000000.0000"))
+
+    def test_print_compare_shows_each_loads_ratios_by_row(self):
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            sweep.print_compare(self.mixed_table())
+        lines = out.getvalue().splitlines()
+
+        def row_after(throughput):
+            """The ratios' heading of a kind of workload, and the row below it,
+            split; every heading starts with the load and the case."""
+            i = next(i for i, l in enumerate(lines) if f" {throughput} B/A " in l)
+            self.assertTrue(lines[i].startswith("workload       tls clients streams pairs"))
+            return lines[i].split(), lines[i + 1].split()
+        heading, row = row_after("req/s")
+        self.assertEqual(heading[5:11], ["req/s", "B/A", "CPU/req", "B/A", "A", "req/s"])
+        self.assertEqual(row[:8], ["hello", "off", "1", "1", "1", "1.500/1.500/1.500",
+                                   "1.000/1.000/1.000", "100"])
+        heading, row = row_after("conn/s")
+        self.assertEqual(heading[5:11], ["conn/s", "B/A", "CPU/conn", "B/A", "A", "conn/s"])
+        self.assertEqual(row[:9], ["churn", "off", "500", "1", "1", "1.250/1.250/1.250",
+                                   "0.800/0.800/0.800", "1000", "1250"])
+        heading, row = row_after("GB/s")
+        self.assertEqual(heading[5:11], ["GB/s", "B/A", "CPU/GB", "B/A", "A", "GB/s"])
+        # The medians in GB/s; the load with its variant.
+        self.assertEqual(row[:10], ["download", "1MiB", "off", "1", "1", "1",
+                                    "1.250/1.250/1.250", "1.200/1.200/1.200", "2", "2.5"])
+        self.assertIn("churn: clients = connections per burst, one request each", lines)
+        # The kernel block names the load on each case's line too.
+        kernel_block = lines[next(i for i, l in enumerate(lines)
+                                  if l.startswith("what the kernel did")):]
+        cases = [l.split()[:5] for l in kernel_block
+                 if l.startswith(("workload", "hello", "churn", "download"))]
+        self.assertEqual(cases, [["workload", "tls", "clients", "streams", "A"],
+                                 ["hello", "off", "1", "1", "100"],
+                                 ["churn", "off", "500", "1", "100"],
+                                 ["download", "1MiB", "off", "1", "1"]])
 
 
 if __name__ == "__main__":
