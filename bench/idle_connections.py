@@ -30,7 +30,6 @@ docs/ARCHITECTURE.md with the command that produced them.
 """
 
 import argparse
-import os
 import re
 import resource
 import selectors

@@ -1627,7 +1627,6 @@ def run(args, registry):
         ctx = Context(args, registry, launcher, server_cpus, client_cpus, out_dir,
                       work_dir, meta["mode"])
         launcher.log = ctx.note
-        cases = cases_of(args)
         per_run = args.warmup + args.duration + 0.3
         total = planned_runs(args, specs, pairs)
         print(f"{meta['mode']}: {total} runs planned, at most about "

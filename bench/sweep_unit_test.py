@@ -783,7 +783,7 @@ class WorkloadsTest(unittest.TestCase):
         self.assertIn("2 octets, expected 3", workloads.body_difference(b"abc", b"ab", "/x"))
 
     def test_sample_path(self):
-        (small, big, _), = [workloads.loads("download")]
+        (small, _, _), = [workloads.loads("download")]
         self.assertEqual(workloads.sample_path(small), "/bytes/16384")
         self.assertEqual(workloads.sample_path(workloads.loads("hello")[0]), "/")
         browser = workloads.loads("browser")[0]
