@@ -801,9 +801,10 @@ def read_server_stats(sampler, window):
     just after it exits (stats_window=whole-run, warm-up included).
     Returns ({column: text}, note, switches); the columns are empty when a
     fetch failed, and the note says why. switches: the server process's
-    (voluntary, involuntary) context switches over the window, net of one
-    fetch's, as its /stats counts them (getrusage: threads that ended
-    included), or None. Peers (sampler None) get empty columns, no note and
+    (voluntary, involuntary) context switches over a main-phase window, net
+    of one fetch's, as its /stats counts them (getrusage: threads that ended
+    included), or None (also for a whole-run window, which is not the CPU
+    window). Peers (sampler None) get empty columns, no note and
     no switches.
     """
     empty = {column: "" for column in serverstats.COLUMNS}
@@ -829,8 +830,11 @@ def read_server_stats(sampler, window):
     win = serverstats.difference(sampler.samples[first], sampler.samples[last])
     columns, notes = serverstats.columns(win, overhead)
     columns["stats_window"] = method
+    # Only a main-phase window is the CPU window the per-request columns
+    # divide by; a whole-run one holds the warm-up too.
     switches = (tuple(max(0, w - o) for w, o in zip(win["switches"], overhead["switches"]))
-                if win["switches"] and overhead["switches"] else None)
+                if method == "main-phase" and win["switches"] and overhead["switches"]
+                else None)
     return columns, "; ".join(notes), switches
 
 

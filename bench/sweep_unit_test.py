@@ -546,7 +546,9 @@ class ReadServerStatsTest(unittest.TestCase):
         self.assertEqual((cols["stats_window"], cols["server_requests"],
                           cols["syscalls_per_request"], cols["requests_per_wait"], note),
                          ("whole-run", "1502", "0.653", "7.019", ""))
-        self.assertEqual(switches, (382, 8))
+        # Not the CPU window (warm-up included): the kernel's columns keep
+        # their /proc thread sums.
+        self.assertIsNone(switches)
 
     def test_a_server_without_process_counters_gives_no_switches(self):
         """An h2lab from before /stats had "process": the columns as ever."""
