@@ -6,10 +6,10 @@ client, one line per configuration (h2lab dispatcher/engine, or peer), the
 peers on the same axes: the seed's figures, plus mean request time, server
 CPU per request, and from h2lab's own /stats syscalls per request and
 requests per wake-up (h2lab lines only). download and upload add GB/s and
-server CPU seconds per GB; churn draws connections/s and CPU per connection
-against connections per burst; open-loop draws p50/p99/p99.9 against the
-load level. Each of these families adds what the kernel did
-(bench/kernel.py), against the same x and with every server's line: the
+server CPU seconds per GB; churn draws connections/s, CPU per connection and
+accept queue overflows against connections per burst; open-loop draws
+p50/p99/p99.9 against the load level. Each of these families adds what the
+kernel did (bench/kernel.py), against the same x and with every server's line: the
 server's user and system CPU %, its voluntary and involuntary context
 switches per request (churn: per connection) and the softirq % of its CPUs
 (open-loop's capacity runs do not). With several thread counts (--scaling)
@@ -56,6 +56,10 @@ CHURN_METRICS = (
      "Connections/s"),
     ("cpu", "server_cpu_us_per_request", "server CPU time per connection (µs)", 1.0,
      "Server CPU per connection"),
+    # Connections the accept queue had no room for (machine-wide, per run):
+    # with a small --backlog they wait for a SYN retransmission.
+    ("listenoverflows", "tcp_listen_overflows",
+     "accept queue overflows in the run (ListenOverflows)", 1.0, "Accept queue overflows"),
 )
 OPEN_LOOP_METRICS = (
     ("p50", "p50_request_us", "p50 request time (µs)", 1.0, "p50 request time"),

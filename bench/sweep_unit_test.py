@@ -866,7 +866,7 @@ class WorkloadPlotTest(unittest.TestCase):
                      workload_variant="1MiB", bytes_per_s=str(1e9 * s),
                      server_cpu_s_per_gb="0.5") for s in (1, 10)]
         rows += [dict(_row("h2o 2.2.5", "", 1, 1, 500, 3.0), workload="churn", clients="200",
-                      connections_per_s="2000")]
+                      connections_per_s="2000", tcp_listen_overflows="12")]
         rows += [dict(_row("h2o 2.2.5", "", 10, 1, 500, 3.0), workload="open-loop",
                       workload_variant=f"{p}%", load_percent=str(p), p50_request_us="50",
                       p99_request_us="90", p999_request_us="120") for p in (25, 50)]
@@ -876,6 +876,7 @@ class WorkloadPlotTest(unittest.TestCase):
         self.assertIn("download-1MiB_gbps_tls-off_c1", names)
         self.assertIn("download-1MiB_cpugb_tls-off_c1", names)
         self.assertIn("churn_conns_tls-off", names)
+        self.assertIn("churn_listenoverflows_tls-off", names)
         self.assertIn("open-loop_p99_tls-off_c1_m10", names)
         self.assertIn("open-loop_capacity_rps_tls-off_c1", names)
         summary = plots.summary_markdown(rows)
