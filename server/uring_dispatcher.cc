@@ -183,6 +183,7 @@ class Proactor final : public RoomMaker {
   void arm_recv(Id id, Conn& c);
   void cancel_recv(Id id, Conn& c);
   void start_send(Id id, Conn& c);
+  void keep_iovecs(Conn& c, std::span<const iovec> iov);
   bool start_staged_send(Id id, Conn& c, std::span<const iovec> iov);
   bool start_bundle_send(Id id, Conn& c, std::span<const iovec> iov);
   bool take_send_group(Conn& c);
@@ -482,21 +483,26 @@ void Proactor::cancel_recv(Id id, Conn& c) {
   c.cancel_pending = true;
 }
 
-void Proactor::start_send(Id id, Conn& c) {
-  const auto pending = c.session->pending_output();
-  const auto iov = pending.first(std::min(pending.size(), kMaxSendIov));
-  stats_.writes.add();
-  if (!free_send_slots_.empty() && start_staged_send(id, c, iov)) return;
-  if (plan_.send_bundle && start_bundle_send(id, c, iov)) return;
+// A send buffer for `c` (a spare one if there is), holding a copy of `iov`.
+void Proactor::keep_iovecs(Conn& c, std::span<const iovec> iov) {
   if (spare_sends_.empty()) {
     c.send = std::make_unique<SendBuffer>();
   } else {
     c.send = std::move(spare_sends_.back());
     spare_sends_.pop_back();
   }
+  std::copy(iov.begin(), iov.end(), c.send->iov);
+}
+
+void Proactor::start_send(Id id, Conn& c) {
+  const auto pending = c.session->pending_output();
+  const auto iov = pending.first(std::min(pending.size(), kMaxSendIov));
+  stats_.writes.add();
+  if (!free_send_slots_.empty() && start_staged_send(id, c, iov)) return;
+  if (plan_.send_bundle && start_bundle_send(id, c, iov)) return;
   // The iovec array is copied (the queue's own may move as the engine adds
   // output meanwhile); the bytes it points at stay put until on_written().
-  std::copy(iov.begin(), iov.end(), c.send->iov);
+  keep_iovecs(c, iov);
   c.send->msg = msghdr{};
   c.send->msg.msg_iov = c.send->iov;
   c.send->msg.msg_iovlen = iov.size();
@@ -550,14 +556,7 @@ bool Proactor::start_staged_send(Id id, Conn& c, std::span<const iovec> iov) {
 bool Proactor::start_bundle_send(Id id, Conn& c, std::span<const iovec> iov) {
   if (c.send_group == -2 || (c.send_group == -1 && !take_send_group(c))) return false;
   SendGroup& g = send_groups_[static_cast<size_t>(c.send_group)];
-  if (spare_sends_.empty()) {
-    c.send = std::make_unique<SendBuffer>();
-  } else {
-    c.send = std::move(spare_sends_.back());
-    spare_sends_.pop_back();
-  }
-  // The lengths are kept to tell, at the completion, how many entries went.
-  std::copy(iov.begin(), iov.end(), c.send->iov);
+  keep_iovecs(c, iov);  // their lengths tell, at the completion, how many entries went
   const int mask = io_uring_buf_ring_mask(kSendGroupEntries);
   c.offered = 0;
   for (size_t i = 0; i < iov.size(); ++i) {
