@@ -426,12 +426,22 @@ int main(int argc, char** argv) {
   std::printf("Stop with Ctrl-C.\n");
   std::fflush(stdout);
 
+  // The signal thread stops the server; main destroys it once wait()
+  // returns — which can be while stop() is still running on that thread
+  // (the dispatcher was done before stop() shut the listener down). So
+  // stop() runs under a lock that main takes before it returns, and not at
+  // all once main has. Static: the detached thread outlives main's locals.
+  static std::mutex stop_mutex;
+  static bool server_done = false;
   std::thread([&server, stop_signals] {
     int signal = 0;
     sigwait(&stop_signals, &signal);
     std::fprintf(stderr, "h2lab: %s: stopping gracefully (Ctrl-C again to exit at once)\n",
                  strsignal(signal));
-    server->stop();
+    {
+      std::lock_guard lock(stop_mutex);
+      if (!server_done) server->stop();
+    }
     sigwait(&stop_signals, &signal);
     std::_Exit(130);
   }).detach();
@@ -464,5 +474,9 @@ int main(int argc, char** argv) {
     summary.replace(at, 1, "\n  ");
   }
   std::fprintf(stderr, "h2lab: stopped\n  %s\n", summary.c_str());
+  {
+    std::lock_guard lock(stop_mutex);
+    server_done = true;  // no stop() in progress from here on: `server` may go
+  }
   return 0;
 }

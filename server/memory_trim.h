@@ -20,12 +20,22 @@
 // Cost of a trim: a walk over the arenas' free chunks, ~1 ms per 100 MiB of
 // heap, at most once a second per thread. Measured in docs/LIMITS.md
 // (bench/idle_connections.py, "after close").
+//
+// The first trim of the process is made by one thread only (trim_heap):
+// glibc sets its allocator up on the first call into it, and that set-up
+// (ptmalloc_init) is not safe on two threads at once — each takes the main
+// arena as its own, and the second to exit fails glibc's assertion
+// "a->attached_threads > 0" and aborts. A normal build runs it at the
+// process's first malloc; under AddressSanitizer, whose allocator replaces
+// glibc's, the first call into glibc's can be two loops' first trims at the
+// same instant (2 aborts in 200 runs of two threads trimming at once).
 #pragma once
 
 #include <malloc.h>
 
 #include <chrono>
 #include <cstddef>
+#include <mutex>
 #include <optional>
 
 namespace h2lab::server {
@@ -49,7 +59,7 @@ class MemoryTrim {
     }
     if (!low_since_) low_since_ = now;
     if (now - *low_since_ < kSettle) return false;
-    malloc_trim(0);
+    trim_heap();
     closed_ = 0;
     peak_ = open;
     low_since_.reset();
@@ -69,6 +79,17 @@ class MemoryTrim {
     const std::optional<Clock::time_point> at = due();
     if (!at) return std::nullopt;
     return *at > now ? *at - now : Clock::duration::zero();
+  }
+
+  // malloc_trim(0), the process's first one made once (see the top).
+  static void trim_heap() noexcept {
+    static std::once_flag first;
+    bool trimmed = false;
+    std::call_once(first, [&trimmed] {
+      malloc_trim(0);
+      trimmed = true;
+    });
+    if (!trimmed) malloc_trim(0);
   }
 
  private:
