@@ -600,6 +600,17 @@ def spec_sits_out(spec, load):
     return ""
 
 
+def compare_cases(args, pair, load):
+    """The cases of load a --compare pair can run: all of load_cases, less
+    those of more than one client when a side serves one client at a time
+    (h2lab's `blocking`: h2load's timed mode would wait for every client, as
+    in a sweep, and the run could only end by the watchdog)."""
+    cases = load_cases(args, load)
+    if any(map(serves_one_client_at_a_time, pair)):
+        cases = [(clients, streams) for clients, streams in cases if clients == 1]
+    return cases
+
+
 def pair_sits_out(pair, load):
     """Why a --compare pair cannot run load ("" if it can): a side that sits
     it out leaves nothing for the other to be compared with."""
@@ -640,9 +651,9 @@ def planned_runs(args, specs, pairs):
         # run_compare: every case of each load, A and B per repetition, for
         # each pair that can serve the load (one h2load run each: --compare
         # takes no open-loop, whose cases hold several).
-        return sum(len(load_cases(args, load)) * args.repetitions * 2
-                   * sum(1 for pair in pairs if not pair_sits_out(pair, load))
-                   for load in loads_of(args))
+        return sum(len(compare_cases(args, pair, load)) * args.repetitions * 2
+                   for load in loads_of(args) for pair in pairs
+                   if not pair_sits_out(pair, load))
     total = 0
     for load in loads_of(args):
         per_config = len(load_cases(args, load)) * args.repetitions * runs_per_case(load)
@@ -1200,7 +1211,12 @@ def compare_load(ctx, pair, load, progress):
     measure prepares what the load sends (upload's request body file) as in
     a sweep."""
     args = ctx.args
-    cases = load_cases(args, load)
+    cases = compare_cases(args, pair, load)
+    if len(cases) < len(load_cases(args, load)):
+        ctx.note(f"skip {pair[0].label} vs {pair[1].label} for "
+                 f"{workload_text(load.workload, load.variant)} with more than 1 client: "
+                 "a side serves one client at a time, which h2load's timed mode cannot "
+                 "measure")
     runs_left = len(cases) * args.repetitions * 2
     for clients, streams in cases:
         for rep in range(1, args.repetitions + 1):

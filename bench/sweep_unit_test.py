@@ -1390,6 +1390,45 @@ class CompareWorkloadsTest(unittest.TestCase):
             "skip A: nginx vs B: h2lab uring/full for upload 1MiB: nginx cannot echo a "
             "request body (no echo module in Debian's nginx)"])
 
+    def test_blocking_is_compared_at_one_client_only(self):
+        """A pair with h2lab's blocking side runs only the one-client cases
+        (and churn not at all: a burst is many clients), saying so; the plan
+        counts what runs."""
+        argv = ["--compare", "--dispatch blocking", "--dispatch epoll", "--workloads",
+                "hello,churn", "--clients", "1,10", "--streams", "1,10",
+                "--churn-connections", "100", "--repetitions", "2", "--tls", "off",
+                "--engines", "full"]
+        args = sweep.parse_args(argv)
+        pairs = sweep.compare_pairs(args, 1)
+        self.assertEqual([(a.dispatcher, b.dispatcher) for a, b in pairs],
+                         [("blocking", "epoll")])
+        (hello,), (churn,) = map(workloads.loads, ("hello", "churn"))
+        self.assertEqual(sweep.compare_cases(args, pairs[0], hello), [(1, 1), (1, 10)])
+        self.assertEqual(sweep.compare_cases(args, pairs[0], churn), [])
+        self.assertEqual(sweep.planned_runs(args, [], pairs), 2 * 2 * 2)
+        ctx = FakeCompareContext(args)
+        measured = []
+
+        def start_or_skip(ctx_, spec, progress, runs, load):
+            running = mock.Mock()
+            running.spec = spec
+            return running
+
+        def measure(ctx_, running, clients, streams, rep, load):
+            measured.append((running.spec.dispatcher, load.workload, clients, streams, rep))
+            return {"label": running.spec.label}
+
+        with mock.patch.object(sweep, "start_or_skip", start_or_skip), \
+                mock.patch.object(sweep, "measure", measure), \
+                mock.patch.object(sweep, "stop_server", lambda ctx_, running: None):
+            sweep.run_compare(ctx, pairs, mock.Mock())
+        self.assertEqual({clients for _, _, clients, _, _ in measured}, {1})
+        self.assertEqual(len(measured), 8)
+        self.assertEqual(len(ctx.notes), 2)
+        self.assertIn("for hello with more than 1 client: a side serves one client at a "
+                      "time", ctx.notes[0])
+        self.assertIn("for churn with more than 1 client", ctx.notes[1])
+
     def test_run_compare_goes_on_after_a_side_that_cannot_serve_a_load(self):
         """B (both pairs') fails churn's start: each pair's churn ends there
         (its A run has no partner), the next pair and load still run."""
