@@ -41,14 +41,16 @@ long long read_sysctl(const char* path) {
   return value;
 }
 
-// One integer socket option a knob sets on the listener.
+// One integer socket option a knob sets on the listener: an int, or — wide
+// — the kernel's unsigned long (SO_MAX_PACING_RATE), 8 octets in and out.
 struct Knob {
   const char* flag;      // "--sndbuf"
   std::string shown;     // the value as the user gave it: "100000", "on"
   int level;
   int name;
   const char* name_text;  // "SO_SNDBUF"
-  int value;
+  uint64_t value;         // passed on as the int the kernel takes unless wide
+  bool wide = false;
 };
 
 // Why the kernel's value differs from what was asked, for the buffer sizes:
@@ -115,24 +117,6 @@ std::string set_congestion(int fd, const std::string& name, std::vector<std::str
   return "";
 }
 
-// SO_MAX_PACING_RATE is an unsigned long in the kernel: 8 octets in and out.
-std::string set_max_pacing_rate(int fd, uint64_t rate, std::vector<std::string>* notices) {
-  const std::string shown = std::to_string(rate);
-  if (::setsockopt(fd, SOL_SOCKET, SO_MAX_PACING_RATE, &rate, sizeof rate) != 0) {
-    return refused("--max-pacing-rate", shown, "SO_MAX_PACING_RATE", errno);
-  }
-  uint64_t got = 0;
-  socklen_t len = sizeof got;
-  if (::getsockopt(fd, SOL_SOCKET, SO_MAX_PACING_RATE, &got, &len) != 0) {
-    return "--max-pacing-rate " + shown + ": cannot read SO_MAX_PACING_RATE back: " +
-           std::strerror(errno);
-  }
-  if (got != rate && notices != nullptr) {
-    notices->push_back("--max-pacing-rate " + shown + ": the kernel set " + std::to_string(got));
-  }
-  return "";
-}
-
 }  // namespace
 
 std::string configure_listener(int fd, const ServerOptions& options,
@@ -164,30 +148,37 @@ std::string configure_listener(int fd, const ServerOptions& options,
   if (options.tcp_cork) {
     knobs.push_back({"--tcp-cork", "on", IPPROTO_TCP, TCP_CORK, "TCP_CORK", 1});
   }
+  if (options.max_pacing_rate > 0) {
+    knobs.push_back({"--max-pacing-rate", std::to_string(options.max_pacing_rate), SOL_SOCKET,
+                     SO_MAX_PACING_RATE, "SO_MAX_PACING_RATE", options.max_pacing_rate,
+                     /*wide=*/true});
+  }
   for (const Knob& k : knobs) {
-    if (::setsockopt(fd, k.level, k.name, &k.value, sizeof k.value) != 0) {
+    const int narrow = static_cast<int>(k.value);
+    const uint64_t wide = k.value;
+    const socklen_t size = k.wide ? sizeof wide : sizeof narrow;
+    if (::setsockopt(fd, k.level, k.name, k.wide ? static_cast<const void*>(&wide) : &narrow,
+                     size) != 0) {
       return refused(k.flag, k.shown, k.name_text, errno);
     }
-    int got = 0;
-    socklen_t len = sizeof got;
-    if (::getsockopt(fd, k.level, k.name, &got, &len) != 0) {
+    int got_narrow = 0;
+    uint64_t got_wide = 0;
+    socklen_t len = size;
+    if (::getsockopt(fd, k.level, k.name, k.wide ? static_cast<void*>(&got_wide) : &got_narrow,
+                     &len) != 0) {
       return std::string(k.flag) + " " + k.shown + ": cannot read " + k.name_text +
              " back: " + std::strerror(errno);
     }
-    if (got == k.value || notices == nullptr) continue;
+    const uint64_t got = k.wide ? got_wide : static_cast<uint64_t>(got_narrow);
+    if (got == (k.wide ? wide : static_cast<uint64_t>(narrow)) || notices == nullptr) continue;
     std::string why;
     if (k.name == SO_SNDBUF && k.level == SOL_SOCKET) {
-      why = explain_buffer(k.value, got, "net.core.wmem_max", "/proc/sys/net/core/wmem_max");
+      why = explain_buffer(narrow, got_narrow, "net.core.wmem_max", "/proc/sys/net/core/wmem_max");
     } else if (k.name == SO_RCVBUF && k.level == SOL_SOCKET) {
-      why = explain_buffer(k.value, got, "net.core.rmem_max", "/proc/sys/net/core/rmem_max");
+      why = explain_buffer(narrow, got_narrow, "net.core.rmem_max", "/proc/sys/net/core/rmem_max");
     }
     notices->push_back(std::string(k.flag) + " " + k.shown + ": the kernel set " +
-                       std::to_string(got) + why);
-  }
-  if (options.max_pacing_rate > 0) {
-    if (std::string why = set_max_pacing_rate(fd, options.max_pacing_rate, notices); !why.empty()) {
-      return why;
-    }
+                       (k.wide ? std::to_string(got_wide) : std::to_string(got_narrow)) + why);
   }
   if (!options.congestion.empty()) return set_congestion(fd, options.congestion, notices);
   return "";
