@@ -100,7 +100,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-constexpr uint16_t kBufferGroup = 0;
 constexpr unsigned kCqeBatch = 256;
 // iovecs per sendmsg: with 16 KiB DATA frames (header + body reference) 64
 // pieces carry 512 KiB, the backpressure bound.
@@ -470,7 +469,7 @@ void Proactor::arm_recv(Id id, Conn& c) {
   io_uring_prep_recv_multishot(sqe, c.fd, nullptr, 0, 0);
   target(sqe, c);
   sqe->flags |= IOSQE_BUFFER_SELECT;
-  sqe->buf_group = kBufferGroup;
+  sqe->buf_group = kRecvBufferGroup;
   if (plan_.recv_bundle) sqe->ioprio |= uring_abi::kRecvSendBundle;
   io_uring_sqe_set_data64(sqe, tag(id, kRecv));
   c.recv_armed = true;
@@ -588,7 +587,9 @@ bool Proactor::take_send_group(Conn& c) {
     return true;
   }
   c.send_group = -2;
-  if (send_groups_.size() >= 65535 - 1) return false;  // bgid is 16 bits; 0 is the recv group
+  // bgids are 16 bits, one of them the recv group's.
+  static_assert(kRecvBufferGroup == 0, "send groups are numbered from 1");
+  if (send_groups_.size() >= 65535 - 1) return false;
   void* page = ::mmap(nullptr, kSendGroupBytes, PROT_READ | PROT_WRITE,
                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
   if (page == MAP_FAILED) return false;

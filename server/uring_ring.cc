@@ -35,7 +35,6 @@ std::string errno_text(int negative_errno) { return std::strerror(-negative_errn
 // that finds no free slot goes out as an ordinary sendmsg.
 constexpr unsigned kSendSlots = 32;
 constexpr unsigned kSendSlotSize = 32 * 1024;
-constexpr uint16_t kBufferGroup = 0;
 
 unsigned next_power_of_two(size_t n, unsigned floor, unsigned cap) {
   unsigned v = floor;
@@ -309,7 +308,7 @@ std::string UringRing::open(const UringRingPlan& plan) {
   io_uring_buf_reg reg{};
   reg.ring_addr = reinterpret_cast<uintptr_t>(buf_ring);
   reg.ring_entries = plan.recv_buffers;
-  reg.bgid = kBufferGroup;
+  reg.bgid = kRecvBufferGroup;
   // The kernel's `flags` is liburing 2.3's `pad` (the same 16 bits).
   if (plan.incremental_buffers) reg.pad = uring_abi::kPbufRingIncremental;
   if (const int rc = io_uring_register_buf_ring(&ring, &reg, 0); rc != 0) {

@@ -17,6 +17,9 @@
 
 namespace h2lab::server {
 
+// The provided-buffer group every recv of a ring takes its buffers from.
+inline constexpr uint16_t kRecvBufferGroup = 0;
+
 // What one proactor's ring is made of: the io_uring knobs of ServerOptions
 // (their meaning is documented in options.h) resolved against the probe.
 struct UringRingPlan {
@@ -90,8 +93,8 @@ class UringRing {
   // still serves, entered by its fd).
   bool ring_fd_registered = false;
   std::string ring_fd_refusal;
-  // The group-0 provided buffers; buffer `bid` starts at recv_buffer(bid),
-  // and open() added buffer i at ring position i.
+  // The provided buffers of kRecvBufferGroup; buffer `bid` starts at
+  // recv_buffer(bid), and open() added buffer i at ring position i.
   io_uring_buf_ring* buf_ring = nullptr;
   uint8_t* recv_buffer(unsigned bid) const noexcept {
     return recv_memory_ + size_t{bid} * recv_buffer_size_;
