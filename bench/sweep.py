@@ -601,14 +601,10 @@ def spec_sits_out(spec, load):
 
 
 def compare_cases(args, pair, load):
-    """The cases of load a --compare pair can run: all of load_cases, less
-    those of more than one client when a side serves one client at a time
-    (h2lab's `blocking`: h2load's timed mode would wait for every client, as
-    in a sweep, and the run could only end by the watchdog)."""
-    cases = load_cases(args, load)
-    if any(map(serves_one_client_at_a_time, pair)):
-        cases = [(clients, streams) for clients, streams in cases if clients == 1]
-    return cases
+    """The cases of load a --compare pair can run: those of load_cases that
+    h2load's timed mode can measure on both sides, as in a sweep."""
+    return [(clients, streams) for clients, streams in load_cases(args, load)
+            if all(timed_mode_can_measure(spec, clients) for spec in pair)]
 
 
 def pair_sits_out(pair, load):
@@ -1124,10 +1120,7 @@ def run_load(ctx, spec, load, progress):
     try:
         hold_idle_connections(ctx, running, load)
         for clients, streams in cases:
-            if clients > 1 and serves_one_client_at_a_time(spec):
-                # h2load's timed mode (-D) waits for every client, and
-                # `blocking` serves the second only when the first
-                # leaves: the run could only end by the watchdog.
+            if not timed_mode_can_measure(spec, clients):
                 if not noted_one_at_a_time:
                     ctx.note(f"skip {spec.label} tls={'on' if spec.tls else 'off'} with "
                              "more than 1 client: it serves one client at a time, which "
@@ -1177,6 +1170,14 @@ def release_idle_connections(ctx):
 def serves_one_client_at_a_time(spec):
     """h2lab's `blocking` dispatcher: one client, then the next."""
     return spec.server == H2LAB and spec.dispatcher == "blocking"
+
+
+def timed_mode_can_measure(spec, clients):
+    """Whether h2load's timed mode (-D) can measure spec with this many
+    clients: it waits for every client, and `blocking` serves the second
+    only when the first leaves, so such a run could only end by the
+    watchdog."""
+    return clients == 1 or not serves_one_client_at_a_time(spec)
 
 
 class _GiveUp(Exception):
